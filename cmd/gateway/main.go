@@ -1,0 +1,51 @@
+// Command gateway runs a syncgate node: client WebSockets on /v1/ws, HTTP
+// publishing on /v1/publish, health, readiness and metrics. Configuration
+// comes from SYNCGATE_* environment variables (see README.md). With none
+// set it starts a development node with a generated secret and publish key
+// and prints a client token and a publish command.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the gateway and returns when ctx ends and the node has drained.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	g, err := open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Dev {
+		printDevHelp(stdout, cfg, g.Addr())
+	}
+	log.Info("syncgate gateway serving", "addr", g.Addr(), "backplane", cfg.backplaneName(), "dev", cfg.Dev)
+	return g.wait(ctx)
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

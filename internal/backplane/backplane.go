@@ -1,0 +1,84 @@
+package backplane
+
+import (
+	"context"
+	"errors"
+
+	"github.com/syncgate/syncgate"
+)
+
+// Stream names a history stream and its live channel.
+type Stream struct {
+	Project string
+	// Collection is a collection name or syncgate.AllCollections for the
+	// project-wide stream.
+	Collection string
+}
+
+// String returns "project/collection", for logs and errors.
+func (s Stream) String() string { return s.Project + "/" + s.Collection }
+
+// History is the answer to a resume request.
+type History struct {
+	// Events are the events after `since`, in offset order, each with its
+	// Offset in this stream. Empty unless Recovered.
+	Events []syncgate.Event
+	// Head is the offset of the stream's newest event (or the stream's
+	// starting point when it is empty). Live delivery continues after it.
+	Head string
+	// Recovered is true when Events holds every event after `since`; false
+	// when some were trimmed or lost, and the reader must reload its state.
+	Recovered bool
+}
+
+// Receiver takes live events from a backplane. Its methods must not block:
+// the backplane calls them from its delivery loop.
+type Receiver interface {
+	// Receive delivers one live event of stream s, with ev.Offset set to its
+	// offset in s. Events of one stream arrive in offset order; after a
+	// reconnection the backplane may deliver an event again, so receivers
+	// drop offsets they have already seen.
+	Receive(s Stream, ev *syncgate.Event)
+	// Reset says that events of s after the last delivered one may have been
+	// lost and cannot be replayed (history trimmed or Redis lost its data);
+	// head is the stream's current head, from which delivery continues.
+	Reset(s Stream, head string)
+}
+
+// Backplane stores history and delivers events between nodes.
+type Backplane interface {
+	// Start begins delivery to r. It is called once, before Subscribe; the
+	// backplane's goroutines stop when ctx ends or Close is called.
+	Start(ctx context.Context, r Receiver) error
+	// Publish appends validated events to their collection and project
+	// streams and delivers them, atomically per event. It returns each
+	// event's offset in its collection stream. On error nothing of the
+	// failing event was written; events before it in the slice may have been
+	// (callers that need all-or-nothing validate first).
+	Publish(ctx context.Context, events []syncgate.Event) ([]string, error)
+	// Subscribe is called once per local subscription to s. When it returns
+	// without error, every event of s published afterwards is delivered.
+	// Implementations reference-count: the first call subscribes the node,
+	// and the matching last Unsubscribe unsubscribes it.
+	Subscribe(ctx context.Context, s Stream) error
+	// Unsubscribe ends one local subscription to s.
+	Unsubscribe(ctx context.Context, s Stream) error
+	// History returns the events of s after since (an offset from this
+	// stream; empty means none), and the head.
+	History(ctx context.Context, s Stream, since string) (History, error)
+	// Close stops delivery and releases connections.
+	Close() error
+}
+
+// Checker is implemented by backplanes that can be unavailable; Ready returns
+// nil when publishing and subscribing work.
+type Checker interface {
+	Ready() error
+}
+
+// ErrUnavailable is wrapped by errors caused by the backplane being
+// unreachable; the publish endpoint answers 503 for them.
+var ErrUnavailable = errors.New("backplane unavailable")
+
+// ErrBadOffset is wrapped when a `since` offset cannot be parsed.
+var ErrBadOffset = errors.New("bad offset")

@@ -1,0 +1,203 @@
+package backplane
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/syncgate/syncgate"
+)
+
+// DefaultHistorySize and DefaultHistoryTTL bound each stream's history when
+// the configuration leaves them zero.
+const (
+	DefaultHistorySize = 1000
+	DefaultHistoryTTL  = 24 * time.Hour
+)
+
+// MemoryConfig configures the in-memory backplane.
+type MemoryConfig struct {
+	// HistorySize is the number of events kept per stream; default 1000.
+	// A negative value keeps no history.
+	HistorySize int
+	// HistoryTTL is how long an event stays in history; default 24h.
+	HistoryTTL time.Duration
+	// Now returns the current time; default time.Now. Tests move it.
+	Now func() time.Time
+}
+
+// Memory is a single-node backplane keeping history in process memory. Its
+// epoch is random per process, so offsets from an earlier process resume
+// with recovered=false.
+type Memory struct {
+	cfg   MemoryConfig
+	epoch string
+
+	mu      sync.Mutex // guards streams and recv; held while delivering
+	streams map[Stream]*memStream
+	recv    Receiver
+	closed  bool
+}
+
+type memStream struct {
+	last       uint64 // sequence of the newest event; 0 when none yet
+	maxDeleted uint64 // sequence of the newest event trimmed away
+	entries    []memEntry
+}
+
+type memEntry struct {
+	seq uint64
+	at  time.Time
+	ev  syncgate.Event
+}
+
+var _ Backplane = (*Memory)(nil)
+
+// NewMemory returns an in-memory backplane.
+func NewMemory(cfg MemoryConfig) *Memory {
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = DefaultHistorySize
+	}
+	if cfg.HistorySize < 0 {
+		cfg.HistorySize = 0
+	}
+	if cfg.HistoryTTL <= 0 {
+		cfg.HistoryTTL = DefaultHistoryTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &Memory{cfg: cfg, epoch: "m" + hex.EncodeToString(b[:]), streams: make(map[Stream]*memStream)}
+}
+
+// Start implements Backplane.
+func (m *Memory) Start(ctx context.Context, r Receiver) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recv = r
+	return nil
+}
+
+// Publish implements Backplane. Events are appended and delivered under one
+// lock, so every stream's live order equals its offset order.
+func (m *Memory) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
+	}
+	now := m.cfg.Now()
+	offsets := make([]string, len(events))
+	for i := range events {
+		ev := events[i]
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = now
+		}
+		cs := Stream{ev.Project, ev.Collection}
+		ps := Stream{ev.Project, syncgate.AllCollections}
+		cev := m.append(cs, ev, now)
+		pev := m.append(ps, ev, now)
+		offsets[i] = cev.Offset
+		if m.recv != nil {
+			m.recv.Receive(cs, &cev)
+			m.recv.Receive(ps, &pev)
+		}
+	}
+	return offsets, nil
+}
+
+// append adds ev to stream s and returns it with its offset. m.mu is held.
+func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) syncgate.Event {
+	st := m.streams[s]
+	if st == nil {
+		st = &memStream{}
+		m.streams[s] = st
+	}
+	st.last++
+	ev.Offset = Offset{Epoch: m.epoch, Hi: st.last}.String()
+	st.entries = append(st.entries, memEntry{seq: st.last, at: now, ev: ev})
+	m.trim(st, now)
+	return ev
+}
+
+// trim drops entries beyond the size limit or older than the TTL.
+func (m *Memory) trim(st *memStream, now time.Time) {
+	drop := 0
+	if over := len(st.entries) - m.cfg.HistorySize; over > 0 {
+		drop = over
+	}
+	cutoff := now.Add(-m.cfg.HistoryTTL)
+	for drop < len(st.entries) && st.entries[drop].at.Before(cutoff) {
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	st.maxDeleted = st.entries[drop-1].seq
+	// Copy down rather than reslice so the backing array does not grow
+	// without bound under a steady publish rate.
+	n := copy(st.entries, st.entries[drop:])
+	clear(st.entries[n:])
+	st.entries = st.entries[:n]
+}
+
+// Subscribe implements Backplane; one node needs no channel subscription.
+func (m *Memory) Subscribe(ctx context.Context, s Stream) error { return ctx.Err() }
+
+// Unsubscribe implements Backplane.
+func (m *Memory) Unsubscribe(ctx context.Context, s Stream) error { return nil }
+
+// History implements Backplane.
+func (m *Memory) History(ctx context.Context, s Stream, since string) (History, error) {
+	var from Offset
+	if since != "" {
+		var err error
+		if from, err = ParseOffset(since); err != nil {
+			return History{}, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return History{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.streams[s]
+	if st == nil {
+		// Do not create it: a client naming streams nobody publishes to
+		// must not grow the map.
+		st = &memStream{}
+	}
+	m.trim(st, m.cfg.Now())
+	h := History{Head: Offset{Epoch: m.epoch, Hi: st.last}.String()}
+	switch {
+	case since == "":
+		h.Recovered = true
+	case from.Epoch != m.epoch, from.Lo != 0, from.Hi > st.last, from.Hi < st.maxDeleted:
+		h.Recovered = false
+	default:
+		h.Recovered = true
+		for _, e := range st.entries {
+			if e.seq > from.Hi {
+				h.Events = append(h.Events, e.ev)
+			}
+		}
+	}
+	return h, nil
+}
+
+// Close implements Backplane.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.recv = nil
+	return nil
+}

@@ -1,0 +1,436 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/metrics"
+)
+
+// subState is where a subscription is in its life.
+type subState uint8
+
+const (
+	subReplaying subState = iota // history being read; live events go to pending
+	subLive                      // live events go to the queue
+	subEnded                     // unsubscribed or connection gone
+)
+
+// subscription is one (project, collection) a connection receives.
+type subscription struct {
+	conn   *conn
+	id     json.RawMessage
+	stream backplane.Stream
+	header []byte // `{"op":"events",...,"events":[`
+
+	// Guarded by conn.mu.
+	state   subState
+	last    backplane.Offset // newest offset queued to the client
+	pending []*message       // live events that arrived during replay
+}
+
+// item is one queued outbound thing: an event of a subscription, or a
+// ready-made control frame (sub == nil).
+type item struct {
+	sub   *subscription
+	msg   *message
+	frame []byte
+}
+
+// conn is one client connection. The reader goroutine (the HTTP handler)
+// owns subs' membership; the writer goroutine owns the socket's writes.
+type conn struct {
+	h      *Hub
+	id     string
+	ws     *websocket.Conn
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: "the queue or the close state changed"
+	writer sync.WaitGroup
+
+	mu          sync.Mutex
+	claims      *auth.Claims
+	subs        map[backplane.Stream]*subscription
+	queue       []item
+	queued      int // bytes in queue
+	closeCode   CloseCode
+	closeReason string
+	closeFlush  bool
+	expiry      *time.Timer
+
+	spare []item // writer-owned second queue buffer
+	buf   []byte // writer-owned frame buffer
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver queues a live event for sub. It never blocks.
+func (c *conn) deliver(sub *subscription, m *message) {
+	c.mu.Lock()
+	if c.closeCode != 0 || sub.state == subEnded {
+		c.mu.Unlock()
+		c.h.dropped(metrics.DropClosing)
+		return
+	}
+	if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
+		c.mu.Unlock()
+		c.h.dropped(metrics.DropAudience)
+		return
+	}
+	if sub.state == subReplaying {
+		if len(sub.pending) >= c.h.cfg.MaxPendingEvents {
+			c.failSlowLocked()
+		} else {
+			sub.pending = append(sub.pending, m)
+		}
+		c.mu.Unlock()
+		return
+	}
+	ok := c.queueEventLocked(sub, m)
+	c.mu.Unlock()
+	if ok {
+		c.signal()
+	}
+}
+
+// queueEventLocked appends m unless the subscription already has it. When the
+// offset's epoch differs from the subscription's, the stream lost its data:
+// the client gets a fresh `subscribed` with recovered=false first. c.mu held.
+func (c *conn) queueEventLocked(sub *subscription, m *message) bool {
+	if m.off.Epoch != sub.last.Epoch {
+		start := backplane.Offset{Epoch: m.off.Epoch}
+		c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: sub.id, Project: sub.stream.Project,
+			Collection: sub.stream.Collection, Offset: start.String(), Recovered: false}))
+	} else if !sub.last.Less(m.off) {
+		c.h.dropped(metrics.DropDuplicate)
+		return false
+	}
+	sub.last = m.off
+	return c.queueLocked(item{sub: sub, msg: m}, len(m.data))
+}
+
+func (c *conn) queueFrameLocked(frame []byte) bool {
+	return c.queueLocked(item{frame: frame}, len(frame))
+}
+
+// queueLocked appends it, or closes the connection with 4008 when the queue
+// would exceed its bound. c.mu held.
+func (c *conn) queueLocked(it item, size int) bool {
+	if c.closeCode != 0 {
+		return false
+	}
+	if c.queued+size > c.h.cfg.MaxQueueBytes {
+		c.failSlowLocked()
+		return false
+	}
+	c.queue = append(c.queue, it)
+	c.queued += size
+	return true
+}
+
+// failSlowLocked closes a connection that cannot keep up: its queue is
+// dropped (the client resumes from its last offset) and it gets 4008.
+func (c *conn) failSlowLocked() {
+	if c.closeCode != 0 {
+		return
+	}
+	n := 0
+	for _, it := range c.queue {
+		if it.msg != nil {
+			n++
+		}
+	}
+	clear(c.queue)
+	c.queue, c.queued = c.queue[:0], 0
+	c.closeCode, c.closeReason, c.closeFlush = CloseSlowConsumer, "slow consumer", false
+	if m := c.h.m; m != nil {
+		m.SlowConsumers.Inc()
+		m.EventsDropped.WithLabelValues(metrics.DropSlowClient).Add(float64(n))
+	}
+	c.log.Warn("closing slow consumer", "code", int(CloseSlowConsumer), "dropped_events", n)
+	c.signal()
+}
+
+// requestClose asks the writer to close the connection with code, after
+// writing what is queued when flush is set. The first request wins.
+func (c *conn) requestClose(code CloseCode, reason string, flush bool) {
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode, c.closeReason, c.closeFlush = code, reason, flush
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// send queues a control frame.
+func (c *conn) send(frame []byte) {
+	c.mu.Lock()
+	ok := c.queueFrameLocked(frame)
+	c.mu.Unlock()
+	if ok {
+		c.signal()
+	}
+}
+
+func (c *conn) sendError(id json.RawMessage, code, msg string) {
+	c.send(encodeFrame(errorFrame{Op: "error", ID: id, Code: code, Message: msg}))
+}
+
+// reset restarts sub after the backplane lost events it cannot replay.
+func (c *conn) reset(sub *subscription, head backplane.Offset) {
+	c.mu.Lock()
+	if sub.state != subLive {
+		c.mu.Unlock()
+		return
+	}
+	sub.last = head
+	ok := c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: sub.id, Project: sub.stream.Project,
+		Collection: sub.stream.Collection, Offset: head.String(), Recovered: false}))
+	c.mu.Unlock()
+	if ok {
+		c.signal()
+	}
+}
+
+// subscribe handles the subscribe op. It runs on the reader goroutine.
+func (c *conn) subscribe(req request) {
+	if req.ID == nil {
+		c.sendError(nil, codeBadRequest, "subscribe needs an id")
+		return
+	}
+	if err := syncgate.ValidateSubscription(req.Project, req.Collection); err != nil {
+		c.sendError(req.ID, codeBadRequest, err.Error())
+		return
+	}
+	var since backplane.Offset
+	if req.Since != "" {
+		var err error
+		if since, err = backplane.ParseOffset(req.Since); err != nil {
+			c.sendError(req.ID, codeBadRequest, "since: "+err.Error())
+			return
+		}
+	}
+	s := backplane.Stream{Project: req.Project, Collection: req.Collection}
+	c.mu.Lock()
+	err := c.claims.CanRead(s.Project, s.Collection)
+	_, dup := c.subs[s]
+	full := len(c.subs) >= c.h.cfg.MaxSubscriptions
+	var sub *subscription
+	if err == nil && !dup && !full {
+		sub = &subscription{conn: c, id: req.ID, stream: s, header: eventsHeader(s.Project, s.Collection), state: subReplaying}
+		c.subs[s] = sub
+	}
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		c.sendError(req.ID, codeForbidden, err.Error())
+		return
+	case dup:
+		c.sendError(req.ID, codeBadRequest, "already subscribed to "+s.String())
+		return
+	case full:
+		c.sendError(req.ID, codeLimitExceeded, "at most "+itoa(c.h.cfg.MaxSubscriptions)+" subscriptions per connection")
+		return
+	}
+
+	sh := c.h.shard(s)
+	sh.add(sub)
+	if m := c.h.m; m != nil {
+		m.Subscriptions.Inc()
+	}
+	fail := func(err error) {
+		c.log.Warn("subscribe failed", "stream", s.String(), "err", err)
+		c.endSubscription(sub, true)
+		c.sendError(req.ID, codeInternal, "subscribe "+s.String()+": "+err.Error())
+	}
+	if err := c.h.bp.Subscribe(c.ctx, s); err != nil {
+		c.h.removeIndex(sub)
+		c.mu.Lock()
+		delete(c.subs, s)
+		sub.state = subEnded
+		c.mu.Unlock()
+		c.log.Warn("subscribe failed", "stream", s.String(), "err", err)
+		c.sendError(req.ID, codeInternal, "subscribe "+s.String()+": "+err.Error())
+		return
+	}
+	hist, err := c.h.bp.History(c.ctx, s, req.Since)
+	if err != nil {
+		fail(err)
+		return
+	}
+	head, err := backplane.ParseOffset(hist.Head)
+	if err != nil {
+		fail(err)
+		return
+	}
+
+	// Replay, then whatever arrived live meanwhile, skipping what replay
+	// already covered: no gap and no duplicate at the seam.
+	replay := make([]*message, 0, len(hist.Events))
+	if hist.Recovered {
+		for i := range hist.Events {
+			m, err := newMessage(&hist.Events[i])
+			if err != nil {
+				fail(err)
+				return
+			}
+			replay = append(replay, m)
+		}
+	}
+	c.mu.Lock()
+	if sub.state != subReplaying {
+		c.mu.Unlock()
+		return
+	}
+	sub.last = since
+	if !hist.Recovered || req.Since == "" {
+		sub.last = head
+	}
+	ok := c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: req.ID, Project: s.Project,
+		Collection: s.Collection, Offset: hist.Head, Recovered: hist.Recovered}))
+	for _, m := range replay {
+		if !ok {
+			break
+		}
+		if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
+			continue
+		}
+		if sub.last.Less(m.off) {
+			sub.last = m.off
+			ok = c.queueLocked(item{sub: sub, msg: m}, len(m.data))
+		}
+	}
+	if sub.last.Less(head) {
+		sub.last = head
+	}
+	pending := sub.pending
+	sub.pending = nil
+	sub.state = subLive
+	for _, m := range pending {
+		if !ok {
+			break
+		}
+		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
+			continue // covered by replay or before the head
+		}
+		ok = c.queueEventLocked(sub, m)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// unsubscribe handles the unsubscribe op.
+func (c *conn) unsubscribe(req request) {
+	if err := syncgate.ValidateSubscription(req.Project, req.Collection); err != nil {
+		c.sendError(req.ID, codeBadRequest, err.Error())
+		return
+	}
+	s := backplane.Stream{Project: req.Project, Collection: req.Collection}
+	c.mu.Lock()
+	sub := c.subs[s]
+	c.mu.Unlock()
+	if sub == nil {
+		c.sendError(req.ID, codeNotFound, "not subscribed to "+s.String())
+		return
+	}
+	c.endSubscription(sub, true)
+	c.send(encodeFrame(unsubscribedFrame{Op: "unsubscribed", ID: req.ID, Project: s.Project, Collection: s.Collection}))
+}
+
+// endSubscription removes sub from the connection, the index and the
+// backplane.
+func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
+	c.mu.Lock()
+	if sub.state == subEnded {
+		c.mu.Unlock()
+		return
+	}
+	sub.state = subEnded
+	sub.pending = nil
+	delete(c.subs, sub.stream)
+	c.mu.Unlock()
+	c.h.removeIndex(sub)
+	if unsubscribe {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.h.bp.Unsubscribe(ctx, sub.stream); err != nil {
+			c.log.Warn("backplane unsubscribe failed", "stream", sub.stream.String(), "err", err)
+		}
+	}
+}
+
+func (h *Hub) removeIndex(sub *subscription) {
+	h.shard(sub.stream).remove(sub)
+	if h.m != nil {
+		h.m.Subscriptions.Dec()
+	}
+}
+
+// refresh handles `auth` on a live connection: same user, new expiry and
+// grants. Subscriptions the new token no longer allows are ended.
+func (c *conn) refresh(req request) {
+	claims, err := c.h.cfg.Verifier.Verify(c.ctx, req.Token)
+	if err != nil {
+		c.h.authFailed(err)
+		c.sendError(req.ID, codeUnauthorized, err.Error())
+		return
+	}
+	c.mu.Lock()
+	if claims.Subject != c.claims.Subject {
+		c.mu.Unlock()
+		c.h.authFailed(&auth.TokenError{Reason: auth.ReasonClaims, Err: errors.New("subject changed")})
+		c.requestClose(CloseForbidden, "token is for another user", true)
+		return
+	}
+	c.claims = claims
+	c.expiry.Reset(time.Until(claims.ExpiresAt))
+	var revoked []*subscription
+	for _, sub := range c.subs {
+		if claims.CanRead(sub.stream.Project, sub.stream.Collection) != nil {
+			revoked = append(revoked, sub)
+		}
+	}
+	c.mu.Unlock()
+	c.send(encodeFrame(readyFrame{Op: "ready", ID: req.ID, Connection: c.id, User: claims.Subject, ExpiresAt: claims.ExpiresAt}))
+	for _, sub := range revoked {
+		c.endSubscription(sub, true)
+		c.sendError(sub.id, codeForbidden, "refreshed token no longer grants "+sub.stream.String())
+		c.send(encodeFrame(unsubscribedFrame{Op: "unsubscribed", ID: sub.id, Project: sub.stream.Project, Collection: sub.stream.Collection}))
+	}
+}
+
+func (h *Hub) dropped(reason string) {
+	if h.m != nil {
+		h.m.EventsDropped.WithLabelValues(reason).Inc()
+	}
+}
+
+func (h *Hub) authFailed(err error) {
+	if h.m != nil {
+		r := auth.Reason(err)
+		if r == "" {
+			r = "other"
+		}
+		h.m.AuthFailures.WithLabelValues(r).Inc()
+	}
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,125 @@
+// Package metrics defines syncgate's Prometheus metrics. The names are part of
+// the contract (dashboards and alerts depend on them); labels are bounded
+// enumerations, never a project, user or collection.
+//
+// A *Metrics is safe for concurrent use. A nil *Metrics is valid and records
+// nothing, so packages can be tested without a registry.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every collector of one gateway process.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Connections          prometheus.Gauge
+	Subscriptions        prometheus.Gauge
+	EventsPublished      prometheus.Counter
+	EventsDelivered      prometheus.Counter
+	EventsDropped        *prometheus.CounterVec
+	BatchSize            prometheus.Histogram
+	DeliveryLatency      prometheus.Histogram
+	SlowConsumers        prometheus.Counter
+	AuthFailures         *prometheus.CounterVec
+	ClientMessages       *prometheus.CounterVec
+	PublishRequests      *prometheus.CounterVec
+	BackplaneUp          prometheus.Gauge
+	BackplaneReconnects  prometheus.Counter
+	BackplanePublishErrs prometheus.Counter
+	BackplaneStalls      prometheus.Counter
+	Disconnects          *prometheus.CounterVec
+}
+
+// Reasons for syncgate_events_dropped_total.
+const (
+	DropAudience   = "audience"      // not for this connection's user or roles
+	DropDuplicate  = "duplicate"     // offset already delivered on the subscription
+	DropSlowClient = "slow_consumer" // discarded with a slow consumer's queue
+	DropInvalid    = "invalid"       // a malformed event arrived from the backplane
+	DropClosing    = "closing"       // the connection was closing
+)
+
+// New registers every metric, plus the Go runtime and process collectors, on
+// a fresh registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "syncgate_connections", Help: "Client connections currently open on this node.",
+		}),
+		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "syncgate_subscriptions", Help: "Subscriptions currently active on this node.",
+		}),
+		EventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "syncgate_events_published_total", Help: "Events accepted for publishing through this node.",
+		}),
+		EventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "syncgate_events_delivered_total", Help: "Events written to client sockets (one per event per subscription).",
+		}),
+		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_events_dropped_total", Help: "Events not delivered to a subscription, by reason.",
+		}, []string{"reason"}),
+		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "syncgate_batch_size_events", Help: "Events per outbound events frame.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "syncgate_delivery_latency_seconds", Help: "Time from an event's publish timestamp to its socket write.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008 because their queue overflowed.",
+		}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_auth_failures_total", Help: "Refused client tokens and publish keys, by reason.",
+		}, []string{"reason"}),
+		ClientMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_client_messages_total", Help: "Messages received from clients, by op (unknown ops count as \"invalid\").",
+		}, []string{"op"}),
+		PublishRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_publish_requests_total", Help: "HTTP publish requests, by status code.",
+		}, []string{"code"}),
+		BackplaneUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "syncgate_backplane_up", Help: "1 when the backplane is reachable, 0 when not.",
+		}),
+		BackplaneReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "syncgate_backplane_reconnects_total", Help: "Times the backplane's subscription connection was re-established.",
+		}),
+		BackplanePublishErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "syncgate_backplane_publish_errors_total", Help: "Publishes that failed in the backplane.",
+		}),
+		BackplaneStalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "syncgate_backplane_stalls_total", Help: "Probe messages that did not come back through pub/sub in time.",
+		}),
+		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_disconnects_total", Help: "Connections closed by the server, by close code.",
+		}, []string{"code"}),
+	}
+	r.MustRegister(
+		m.Connections, m.Subscriptions, m.EventsPublished, m.EventsDelivered, m.EventsDropped,
+		m.BatchSize, m.DeliveryLatency, m.SlowConsumers, m.AuthFailures, m.ClientMessages,
+		m.PublishRequests, m.BackplaneUp, m.BackplaneReconnects, m.BackplanePublishErrs,
+		m.BackplaneStalls, m.Disconnects,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObserveLatency records the time from publish to now for a delivered event.
+func (m *Metrics) ObserveLatency(published, now time.Time) {
+	if m == nil || published.IsZero() {
+		return
+	}
+	d := now.Sub(published)
+	if d < 0 {
+		d = 0 // publisher clocks may run ahead
+	}
+	m.DeliveryLatency.Observe(d.Seconds())
+}
