@@ -105,6 +105,13 @@ export interface SyncClient {
 }
 
 const WS_OPEN = 1;
+/**
+ * A connection that lived this long after `ready` counts as healthy. Shorter
+ * ones are flaps: after two in a row the "at once" reconnect of 1012/4008/4009
+ * turns into backoff, so a gateway that closes every new connection (say, a
+ * replay that overflows its queue) does not get hammered.
+ */
+const STABLE_MS = 10_000;
 
 interface Subscription {
   readonly key: string;
@@ -208,6 +215,10 @@ class Client implements SyncClient {
   #pingTimer: ReturnType<typeof setTimeout> | null = null;
   #pongTimer: ReturnType<typeof setTimeout> | null = null;
   #connecting = false;
+  /** When the current connection became ready (epoch ms), 0 when not ready. */
+  #readyAt = 0;
+  /** Consecutive connections that died within STABLE_MS of ready. */
+  #flaps = 0;
 
   #inbox: Promise<void> = Promise.resolve();
   readonly #cacheListeners = new Map<string, Set<() => void>>();
@@ -379,6 +390,10 @@ class Client implements SyncClient {
   }
 
   #afterSocketGone(): void {
+    if (this.#readyAt !== 0) {
+      this.#flaps = Date.now() - this.#readyAt < STABLE_MS ? this.#flaps + 1 : 0;
+      this.#readyAt = 0;
+    }
     this.#ready = false;
     this.#clearTimer('connect');
     this.#clearTimer('refresh');
@@ -400,7 +415,10 @@ class Client implements SyncClient {
       return;
     }
     const attempt = this.#status.attempt + 1;
-    const delay = mode === 'restart' ? restartDelay(this.#opts.reconnect, this.#random) : backoffDelay(attempt, this.#opts.reconnect, this.#random);
+    const delay =
+      mode === 'restart' && this.#flaps < 2
+        ? restartDelay(this.#opts.reconnect, this.#random)
+        : backoffDelay(Math.max(attempt, this.#flaps), this.#opts.reconnect, this.#random);
     this.#clearTimer('reconnect');
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
@@ -634,6 +652,7 @@ class Client implements SyncClient {
       return;
     }
     this.#ready = true;
+    this.#readyAt = Date.now();
     this.#everReady = true;
     this.#clearTimer('connect');
     this.#setStatus({ ...patch, state: 'open', attempt: 0, nextRetryAt: null });

@@ -118,6 +118,7 @@ describe('reconnect with backoff and full jitter', () => {
       await flush();
       await ready(FakeSocket.last);
       for (let i = 0; i < 3; i++) {
+        await advance(10_000); // a healthy connection, not a flap
         const before = FakeSocket.instances.length;
         FakeSocket.last.drop(code, 'bye');
         await flush();
@@ -130,6 +131,23 @@ describe('reconnect with backoff and full jitter', () => {
       }
     });
   }
+
+  it('falls back to backoff when connections keep dying right after ready', async (t) => {
+    const { client, advance } = setup(t, { random: () => 0.5, reconnect: { baseDelayMs: 1000, maxDelayMs: 60_000, restartJitterMs: 100 } });
+    await flush();
+    await ready(FakeSocket.last);
+    const delays = [];
+    for (let i = 0; i < 4; i++) {
+      const before = FakeSocket.instances.length;
+      FakeSocket.last.drop(4008, 'slow consumer');
+      await flush();
+      delays.push(client.status.nextRetryAt - Date.now());
+      await advance(delays.at(-1));
+      assert.equal(FakeSocket.instances.length, before + 1);
+      await ready(FakeSocket.last);
+    }
+    assert.deepEqual(delays, [50, 1000, 2000, 4000]);
+  });
 
   it('backs off after 1013 and 4400 instead of hammering', async (t) => {
     const { advance } = setup(t, { random: () => 0.5, reconnect: { baseDelayMs: 1000, restartJitterMs: 10 } });
