@@ -1,0 +1,163 @@
+// The development demo page: connects to the gateway that serves it, with
+// the token from the URL fragment (#token=…, never sent to any server), and
+// shows events and the cached documents live. Built from the SDK sources by
+// `npm run build:demo` into internal/demo/static.
+import { createClient, type SyncClient, type SyncEvent, type SyncStatus } from '../src/index.js';
+
+const MAX_EVENTS = 200;
+
+function $(id: string): HTMLElement {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`demo: #${id} missing`);
+  return el;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function tokenFromFragment(): string | null {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+  return params.get('token');
+}
+
+let client: SyncClient | null = null;
+let stop: (() => void) | null = null;
+let eventCount = 0;
+const seenCollections = new Set<string>();
+let current = { project: 'demo', collection: '*' };
+
+function renderStatus(s: SyncStatus): void {
+  const box = $('status');
+  box.dataset['state'] = s.state;
+  let text: string = s.state;
+  if (s.state === 'reconnecting' && s.nextRetryAt) {
+    text += ` (attempt ${s.attempt}, retry in ${Math.max(0, Math.round((s.nextRetryAt - Date.now()) / 100) / 10)} s)`;
+  }
+  if (s.lastError && s.state !== 'open') text += ` · ${s.lastError.code}`;
+  $('status-text').textContent = text;
+  $('whoami').textContent = s.user ? `Connected as ${s.user}, token valid until ${s.expiresAt?.toLocaleTimeString() ?? '?'}.` : '';
+}
+
+function addEventRow(ev: SyncEvent): void {
+  const li = el('li');
+  li.dataset['offset'] = ev.offset;
+  li.dataset['type'] = ev.type;
+  li.append(
+    el('span', 'time', new Date().toLocaleTimeString()),
+    el('span', 'type', ev.type),
+    el('span', 'where', `${ev.collection}${ev.documentId !== undefined ? ' / ' + ev.documentId : ''}`),
+  );
+  if (ev.document !== undefined) li.append(el('pre', undefined, JSON.stringify(ev.document)));
+  const list = $('events');
+  list.prepend(li);
+  while (list.children.length > MAX_EVENTS) list.lastElementChild?.remove();
+}
+
+function addNote(text: string): void {
+  $('events').prepend(el('li', 'reset', text));
+}
+
+async function renderDocuments(): Promise<void> {
+  if (!client) return;
+  const box = $('documents');
+  const collections = current.collection === '*' ? [...seenCollections].sort() : [current.collection];
+  const tables: HTMLElement[] = [];
+  let total = 0;
+  for (const c of collections) {
+    const docs = await client.collection(current.project, c).getAll();
+    if (docs.length === 0) continue;
+    total += docs.length;
+    const table = el('table');
+    table.dataset['collection'] = c;
+    table.append(el('caption', undefined, c));
+    const head = el('tr');
+    head.append(el('th', undefined, 'id'), el('th', undefined, 'document'));
+    table.append(head);
+    for (const d of docs) {
+      const tr = el('tr');
+      tr.dataset['id'] = d.id;
+      const td = el('td');
+      td.append(el('code', undefined, JSON.stringify(d.document)));
+      tr.append(el('td', undefined, d.id), td);
+      table.append(tr);
+    }
+    tables.push(table);
+  }
+  box.replaceChildren(...tables);
+  $('doc-count').textContent = String(total);
+}
+
+function subscribe(project: string, collection: string): void {
+  if (!client) return;
+  stop?.();
+  current = { project, collection };
+  seenCollections.clear();
+  if (collection !== '*') seenCollections.add(collection);
+  $('events').replaceChildren();
+  eventCount = 0;
+  $('event-count').textContent = '0';
+  void renderDocuments();
+  $('sub-info').textContent = `subscribing to ${project} / ${collection} …`;
+  stop = client.subscribe(project, collection, {
+    onSubscribed: (info) => {
+      $('sub-info').textContent = `live on ${info.project} / ${info.collection}`;
+    },
+    onEvents: (events) => {
+      for (const ev of events) {
+        addEventRow(ev);
+        seenCollections.add(ev.collection);
+      }
+      eventCount += events.length;
+      $('event-count').textContent = String(eventCount);
+      void renderDocuments();
+    },
+    onReset: () => {
+      addNote('The gateway could not replay every missed event: the view was reset.');
+      void renderDocuments();
+    },
+    onError: (err) => {
+      $('sub-info').textContent = `${err.code}: ${err.message}`;
+    },
+  });
+}
+
+function start(token: string): void {
+  $('no-token').hidden = true;
+  client = createClient({ url: location.origin, token, cache: 'memory' });
+  client.onStatus(renderStatus);
+  renderStatus(client.status);
+  setInterval(() => client && renderStatus(client.status), 500);
+  subscribe(current.project, current.collection);
+}
+
+$('sub-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const project = ($('project') as HTMLInputElement).value.trim();
+  const collection = ($('collection') as HTMLInputElement).value.trim();
+  try {
+    subscribe(project, collection);
+  } catch (err) {
+    $('sub-info').textContent = String((err as Error).message);
+  }
+});
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = ($('token-input') as HTMLInputElement).value.trim();
+  if (!token) return;
+  history.replaceState(null, '', `#token=${encodeURIComponent(token)}`);
+  start(token);
+});
+
+const token = tokenFromFragment();
+if (token) {
+  start(token);
+} else {
+  $('no-token').hidden = false;
+  $('status').dataset['state'] = 'closed';
+  $('status-text').textContent = 'no token';
+}
