@@ -130,6 +130,7 @@ func TestStaticBinaryInEmptyRoot(t *testing.T) {
 	}
 
 	logs := gw.out.String()
+	t.Logf("gateway output:\n%s", logs)
 	for _, secret := range []string{jwtSecret, publishKey} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the gateway logged a secret (%.12s…)", secret)
