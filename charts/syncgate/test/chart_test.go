@@ -22,6 +22,8 @@ var gatewayEnv = []string{
 	"SYNCGATE_JWT_SECRET", "SYNCGATE_JWKS_URL", "SYNCGATE_PUBLISH_KEYS",
 	"SYNCGATE_ALLOWED_ORIGINS", "SYNCGATE_HISTORY_SIZE", "SYNCGATE_HISTORY_TTL",
 	"SYNCGATE_SHUTDOWN_GRACE", "SYNCGATE_LOG_FORMAT",
+	// Beyond the spec's table, read by cmd/gateway/config.go.
+	"SYNCGATE_LOG_LEVEL", "SYNCGATE_MAX_CONNECTIONS",
 }
 
 func TestLint(t *testing.T) {
@@ -98,11 +100,16 @@ func TestProductionValues(t *testing.T) {
 		t.Errorf("replicas = %d with an HPA; the HPA must own the count", *d.Spec.Replicas)
 	}
 	env := containerEnv(t, d)
-	assertSecretRef(t, env, "SYNCGATE_JWT_SECRET", "syncgate-auth", "jwt-secret", true)
+	// Required: without it (and without a JWKS URL) each pod would make up
+	// its own secret in development mode.
+	assertSecretRef(t, env, "SYNCGATE_JWT_SECRET", "syncgate-auth", "jwt-secret", false)
 	assertSecretRef(t, env, "SYNCGATE_PUBLISH_KEYS", "syncgate-auth", "publish-keys", false)
 	assertSecretRef(t, env, "SYNCGATE_REDIS_URL", "syncgate-redis", "url", false)
 	if _, ok := env["GOMEMLIMIT"]; !ok {
 		t.Errorf("gateway.extraEnv GOMEMLIMIT missing")
+	}
+	if got := m.ConfigMap.Data["SYNCGATE_MAX_CONNECTIONS"]; got != "50000" {
+		t.Errorf("SYNCGATE_MAX_CONNECTIONS = %q, want 50000", got)
 	}
 	if got := m.ConfigMap.Data["SYNCGATE_ALLOWED_ORIGINS"]; got != "app.example.com,*.example.com" {
 		t.Errorf("SYNCGATE_ALLOWED_ORIGINS = %q", got)

@@ -104,3 +104,17 @@ func TestPreStopDisabled(t *testing.T) {
 		t.Errorf("terminationGracePeriodSeconds = %d, want 35", got)
 	}
 }
+
+// TestExistingSecretWithJWKS: with JWKS configured, the JWT secret key may be
+// missing from an existing Secret.
+func TestExistingSecretWithJWKS(t *testing.T) {
+	t.Parallel()
+	m := render(t, nil, "auth.existingSecret=auth", "auth.jwksUrl=https://id.example.com/jwks.json")
+	if m.Secret != nil {
+		t.Errorf("a chart Secret was rendered with everything in an existing one")
+	}
+	env := containerEnv(t, m.Deployment)
+	assertSecretRef(t, env, "SYNCGATE_JWT_SECRET", "auth", "jwt-secret", true)
+	assertSecretRef(t, env, "SYNCGATE_PUBLISH_KEYS", "auth", "publish-keys", false)
+	assertPodContract(t, m)
+}
