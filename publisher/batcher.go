@@ -413,4 +413,3 @@ func (b *Batcher) finish(batch []item, offsets []string, err error) {
 	b.progress = make(chan struct{})
 	b.mu.Unlock()
 }
-
