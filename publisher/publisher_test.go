@@ -346,4 +346,3 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("Publish after Close: %v", err)
 	}
 }
-
