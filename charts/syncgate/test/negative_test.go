@@ -118,6 +118,7 @@ func TestValuesThatMustNotRender(t *testing.T) {
 		{"existing secret and inline secret", []string{"auth.existingSecret=s", "auth.jwtSecret=0123456789abcdef0123456789abcdef"}, "auth.existingSecret is set"},
 		{"short JWT secret", []string{"auth.jwtSecret=tooshort"}, "jwtSecret"},
 		{"Redis URL scheme", []string{"redis.url=http://r:6379"}, "url"},
+		{"Redis URL cluster typo", []string{"redis.url=redis+clustr://a:6379"}, "url"},
 		{"metrics on the client port", []string{"metrics.port=8080"}, "port"},
 		{"bad log format", []string{"gateway.logFormat=xml"}, "logFormat"},
 		{"bad duration", []string{"gateway.historyTTL=1day"}, "historyTTL"},

@@ -22,6 +22,7 @@ func TestChecksumsRollPodsOnConfigChange(t *testing.T) {
 		{"gateway.allowedOrigins={app.example.com}", "checksum/config"},
 		{"auth.publishKeys={0123456789abcdef}", "checksum/secret"},
 		{"redis.url=redis://redis:6379/0", "checksum/secret"},
+		{"redis.url=rediss+cluster://a:6379\\,b:6379", "checksum/secret"},
 		{"podDisruptionBudget.maxUnavailable=2", ""},
 	} {
 		got := annotations(tc.set)
