@@ -39,7 +39,7 @@ function renderStatus(s: SyncStatus): void {
   }
   if (s.lastError && s.state !== 'open') text += ` · ${s.lastError.code}`;
   $('status-text').textContent = text;
-  $('whoami').textContent = s.user ? `Connected as ${s.user}, token valid until ${s.expiresAt?.toLocaleTimeString() ?? '?'}.` : '';
+  $('whoami').textContent = s.user ? `Connected as ${s.user}, token valid until ${s.expiresAt?.toLocaleString() ?? '?'}.` : '';
 }
 
 function addEventRow(ev: SyncEvent): void {
