@@ -202,6 +202,14 @@ func (b *Batcher) poke() {
 	}
 }
 
+// Pending returns the number of events accepted and not yet published or
+// failed (queued or in flight); it never exceeds QueueEvents.
+func (b *Batcher) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.events
+}
+
 // Flush sends every event queued before the call without waiting out the
 // window, and waits until each is published or has failed. It returns a
 // *BatchError for Enqueue'd events that failed since the previous Flush

@@ -123,7 +123,9 @@ func TestPublishSplitsLargeCallsInOrder(t *testing.T) {
 func TestInvalidEventsRefusedBeforeSendingWithServerMessage(t *testing.T) {
 	n := wstest.StartNode(t, wstest.NodeConfig{})
 	p, cnt := newPublisher(t, n.URL, wstest.Key, nil)
-	good := syncgate.Event{Type: "insert", Project: "p1", Collection: "rows", DocumentID: "1"}
+	// A fixed timestamp: the size limit counts it, and a defaulted one
+	// varies in length (trailing zeros of the fraction are dropped).
+	good := syncgate.Event{Type: "insert", Project: "p1", Collection: "rows", DocumentID: "1", Timestamp: time.Date(2026, 11, 22, 10, 0, 0, 123e6, time.UTC)}
 	mod := func(f func(*syncgate.Event)) syncgate.Event { e := good; f(&e); return e }
 	cases := map[string]syncgate.Event{
 		"type":           mod(func(e *syncgate.Event) { e.Type = "Insert" }),
