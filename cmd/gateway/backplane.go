@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -15,7 +15,17 @@ func newBackplane(ctx context.Context, cfg *config, log *slog.Logger, m *metrics
 	if cfg.RedisURL == "" {
 		return backplane.NewMemory(backplane.MemoryConfig{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}), nil
 	}
-	return nil, errors.New("SYNCGATE_REDIS_URL: the Redis backplane is not built into this version")
+	bp, err := backplane.NewRedis(backplane.RedisConfig{
+		URL:         cfg.RedisURL,
+		HistorySize: cfg.HistorySize,
+		HistoryTTL:  cfg.HistoryTTL,
+		Logger:      log,
+		Metrics:     m,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("SYNCGATE_REDIS_URL: %w", err)
+	}
+	return bp, nil
 }
 
 // devHandlers are served only by a development node.

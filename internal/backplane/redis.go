@@ -1,0 +1,838 @@
+package backplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/metrics"
+)
+
+// Redis joins gateway nodes through Redis: history in streams, live
+// delivery over sharded pub/sub, an epoch per project to detect data loss.
+// docs/redis.md describes the keys, channels and the publish function.
+//
+// Delivery: each pub/sub connection (one on a single Redis; one per project
+// on Redis Cluster, whose channels live on the project's slot) is read by
+// one goroutine, which hands events to the Receiver in channel order, that
+// is offset order. Every reconnection, and every stall the probe finds,
+// is treated as a gap: each active stream is refilled from history after
+// the last offset delivered, live events for it being held back meanwhile.
+//
+// Locks: subMu (subscription writes and connection rebuilds) before mu (all
+// state). Receiver methods are called with mu held; they never block and
+// never call back into the backplane.
+type Redis struct {
+	cfg     RedisConfig
+	cmd     redis.UniversalClient // commands: publish, history, probes
+	sub     redis.UniversalClient // pub/sub connections
+	cluster bool
+	log     *slog.Logger
+	m       *metrics.Metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	subMu sync.Mutex
+
+	mu      sync.Mutex
+	recv    Receiver
+	started bool
+	closed  bool
+	groups  map[string]*psGroup
+	cmdErr  error // last result of the command-connection ping
+	up      bool  // last value of BackplaneUp
+}
+
+// psGroup is one pub/sub connection and the channels it carries.
+type psGroup struct {
+	key      string // the project on Redis Cluster; "" on a single Redis
+	ps       *redis.PubSub
+	gen      int // incremented when ps is replaced
+	probeCh  string
+	channels map[string]*chanState
+
+	probeConfirms int // subscription confirmations of probeCh on ps
+	probeToken    string
+	probeSent     time.Time
+	probeSeq      uint64
+	stalled       bool  // a probe timed out; cleared when one returns
+	unreachable   error // the last probe could not be sent
+	rebuilding    bool
+}
+
+// chanState is one subscribed channel on this node.
+type chanState struct {
+	s         Stream
+	refs      int // local subscriptions
+	sent      int // SSUBSCRIBE commands written
+	confirmed int // of those, confirmed
+	waiters   []*subWaiter
+
+	hasLast bool
+	last    Offset // newest offset handed to the Receiver
+
+	filling  bool // a history fill runs; live events go to buf
+	refill   bool // fill again when the running fill ends
+	overflow bool // buf overflowed during the fill
+	buf      []liveEvent
+}
+
+type subWaiter struct {
+	target int
+	done   chan struct{}
+}
+
+type liveEvent struct {
+	off Offset
+	ev  *syncgate.Event
+}
+
+// maxFillBuffer bounds the live events held back per stream during a fill;
+// beyond it they are dropped and the stream is filled again from history.
+const maxFillBuffer = 100_000
+
+var (
+	_ Backplane = (*Redis)(nil)
+	_ Checker   = (*Redis)(nil)
+)
+
+// NewRedis returns a Redis backplane. It does not connect; Start does.
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	target, err := parseRedisURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	cmd, sub := newClients(target, cfg.ReconnectMin, cfg.ReconnectMax)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Redis{
+		cfg: cfg, cmd: cmd, sub: sub, cluster: target.cluster != nil,
+		log: cfg.Logger.With("backplane", "redis"), m: cfg.Metrics,
+		ctx: ctx, cancel: cancel, groups: make(map[string]*psGroup),
+	}, nil
+}
+
+// Client returns the command client, for tools and tests.
+func (b *Redis) Client() redis.UniversalClient { return b.cmd }
+
+// Start installs the function library (replacing an older one, so the
+// history limits are this node's), checks its version, opens the pub/sub
+// connection and starts the probe. A Redis that cannot be reached does not
+// fail Start: the node runs not ready and catches up when Redis answers.
+// A Redis that answers but cannot run the library (older than 7.0) does.
+func (b *Redis) Start(ctx context.Context, r Receiver) error {
+	b.mu.Lock()
+	if b.started || b.closed {
+		b.mu.Unlock()
+		return errors.New("redis backplane: Start called twice or after Close")
+	}
+	b.started = true
+	b.recv = r
+	b.mu.Unlock()
+
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := b.loadAndVerify(lctx)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		b.log.Warn("redis unreachable at start; serving not ready until it answers", "err", err)
+		b.mu.Lock()
+		b.cmdErr = err
+		b.mu.Unlock()
+	}
+	if !b.cluster {
+		b.subMu.Lock()
+		b.newGroup("")
+		b.subMu.Unlock()
+	}
+	b.wg.Add(1)
+	go b.probeLoop()
+	if ctx.Done() != nil {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			select {
+			case <-ctx.Done():
+				_ = b.shutdown()
+			case <-b.ctx.Done():
+			}
+		}()
+	}
+	b.updateUp()
+	return nil
+}
+
+func (b *Redis) loadAndVerify(ctx context.Context) error {
+	if err := loadLibrary(ctx, b.cmd, b.cfg.HistorySize, b.cfg.HistoryTTL, true); err != nil {
+		return err
+	}
+	check := func(ctx context.Context, c redis.Cmdable) error {
+		v, err := c.FCallRO(ctx, "syncgate_version", nil).Slice()
+		if err != nil {
+			return classify("syncgate_version", err)
+		}
+		if len(v) == 0 || fmt.Sprint(v[0]) != RedisLibraryVersion {
+			return fmt.Errorf("redis function library syncgate has version %v, want %s", v, RedisLibraryVersion)
+		}
+		return nil
+	}
+	if cc, ok := b.cmd.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return check(ctx, c) })
+	}
+	return check(ctx, b.cmd)
+}
+
+// newGroup opens a pub/sub connection for key. subMu is held.
+func (b *Redis) newGroup(key string) *psGroup {
+	g := &psGroup{key: key, probeCh: probeChannel(groupTag(key), b.cfg.NodeID), channels: make(map[string]*chanState)}
+	ps := b.sub.SSubscribe(b.ctx, g.probeCh)
+	b.mu.Lock()
+	g.ps = ps
+	b.groups[key] = g
+	b.mu.Unlock()
+	b.startLoop(g, ps, 0)
+	return g
+}
+
+// groupTag is the hash tag of a group's probe channel: the project on
+// Redis Cluster, so the probe travels the same shard as the project's
+// events; a fixed name on a single Redis.
+func groupTag(key string) string {
+	if key == "" {
+		return "node"
+	}
+	return key
+}
+
+func (b *Redis) startLoop(g *psGroup, ps *redis.PubSub, gen int) {
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(10_000), redis.WithChannelSendTimeout(time.Hour))
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for msg := range ch {
+			b.handle(g, gen, msg)
+		}
+	}()
+}
+
+// handle processes one pub/sub message of g's connection generation gen.
+func (b *Redis) handle(g *psGroup, gen int, msg any) {
+	switch m := msg.(type) {
+	case *redis.Subscription:
+		if m.Kind != "ssubscribe" && m.Kind != "subscribe" {
+			return
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if g.gen != gen || b.closed {
+			return
+		}
+		if m.Channel == g.probeCh {
+			g.probeConfirms++
+			if g.probeConfirms > 1 {
+				b.log.Info("redis pub/sub resubscribed after a reconnect; filling gaps from history", "group", g.key, "channels", len(g.channels))
+				if b.m != nil {
+					b.m.BackplaneReconnects.Inc()
+				}
+			}
+			return
+		}
+		st := g.channels[m.Channel]
+		if st == nil {
+			return
+		}
+		if st.confirmed < st.sent {
+			st.confirmed++
+			kept := st.waiters[:0]
+			for _, w := range st.waiters {
+				if w.target <= st.confirmed {
+					close(w.done)
+				} else {
+					kept = append(kept, w)
+				}
+			}
+			st.waiters = kept
+			return
+		}
+		if st.refs > 0 {
+			b.fillLocked(g, st)
+		}
+	case *redis.Message:
+		if m.Channel == g.probeCh {
+			b.mu.Lock()
+			if g.gen == gen && m.Payload == g.probeToken {
+				g.probeToken = ""
+				g.stalled = false
+			}
+			b.mu.Unlock()
+			b.updateUp()
+			return
+		}
+		off, ev, err := decodeLive(m.Payload)
+		if err != nil {
+			b.log.Warn("dropping undecodable message", "channel", m.Channel, "err", err)
+			return
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if g.gen != gen || b.closed {
+			return
+		}
+		st := g.channels[m.Channel]
+		if st == nil || st.refs == 0 {
+			return
+		}
+		b.deliverLocked(st, liveEvent{off, ev})
+	}
+}
+
+// decodeLive parses a channel message: "<offset>\n<event JSON>".
+func decodeLive(payload string) (Offset, *syncgate.Event, error) {
+	offStr, raw, ok := strings.Cut(payload, "\n")
+	if !ok {
+		return Offset{}, nil, errors.New("no offset line")
+	}
+	off, err := ParseOffset(offStr)
+	if err != nil {
+		return Offset{}, nil, err
+	}
+	ev := new(syncgate.Event)
+	if err := json.Unmarshal([]byte(raw), ev); err != nil {
+		return Offset{}, nil, err
+	}
+	ev.Offset = offStr
+	return off, ev, nil
+}
+
+// deliverLocked hands a live event to the Receiver, or holds it while the
+// stream is being filled. b.mu is held.
+func (b *Redis) deliverLocked(st *chanState, le liveEvent) {
+	if st.filling {
+		if len(st.buf) >= maxFillBuffer {
+			st.buf, st.overflow = nil, true
+			return
+		}
+		if !st.overflow {
+			st.buf = append(st.buf, le)
+		}
+		return
+	}
+	if st.hasLast && le.off.Epoch == st.last.Epoch && !st.last.Less(le.off) {
+		return // already delivered (a fill overlapping live delivery)
+	}
+	st.last, st.hasLast = le.off, true
+	if b.recv != nil {
+		b.recv.Receive(st.s, le.ev)
+	}
+}
+
+// fillLocked starts refilling st from history after its last offset.
+// b.mu is held.
+func (b *Redis) fillLocked(g *psGroup, st *chanState) {
+	if st.filling {
+		st.refill = true
+		return
+	}
+	st.filling = true
+	since := ""
+	if st.hasLast {
+		since = st.last.String()
+	}
+	b.wg.Add(1)
+	go b.fill(g, st, since)
+}
+
+func (b *Redis) fill(g *psGroup, st *chanState, since string) {
+	defer b.wg.Done()
+	var h History
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.PublishTimeout+time.Second)
+		var err error
+		h, err = b.History(ctx, st.s, since)
+		cancel()
+		if err == nil {
+			break
+		}
+		if b.ctx.Err() != nil {
+			return
+		}
+		b.log.Warn("filling a gap from history failed; retrying", "stream", st.s.String(), "err", err)
+		t := time.NewTimer(backoff(attempt, b.cfg.ReconnectMin, b.cfg.ReconnectMax))
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+	head, headErr := ParseOffset(h.Head)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || g.channels[channelName(st.s)] != st {
+		return
+	}
+	st.filling = false
+	switch {
+	case headErr != nil:
+		b.log.Error("history returned a bad head", "stream", st.s.String(), "err", headErr)
+	case since == "":
+		if !st.hasLast {
+			st.last, st.hasLast = head, true
+		}
+	case h.Recovered:
+		for i := range h.Events {
+			ev := &h.Events[i]
+			off, err := ParseOffset(ev.Offset)
+			if err != nil {
+				continue
+			}
+			b.deliverLocked(st, liveEvent{off, ev})
+		}
+	default:
+		b.log.Warn("gap cannot be filled from history (trimmed, or Redis lost its data); subscribers are told to reload",
+			"stream", st.s.String(), "since", since, "head", h.Head)
+		st.last, st.hasLast = head, true
+		if b.recv != nil {
+			b.recv.Reset(st.s, h.Head)
+		}
+	}
+	buf := st.buf
+	st.buf = nil
+	for _, le := range buf {
+		b.deliverLocked(st, le)
+	}
+	if st.overflow {
+		st.overflow, st.refill = false, true
+	}
+	if st.refill && st.refs > 0 {
+		st.refill = false
+		b.fillLocked(g, st)
+	}
+}
+
+// Publish implements Backplane: one atomic function call per project on
+// Redis Cluster, one for the whole batch on a single Redis.
+func (b *Redis) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	return RedisPublish(ctx, b.cmd, events, RedisPublishOptions{HistorySize: b.cfg.HistorySize, HistoryTTL: b.cfg.HistoryTTL})
+}
+
+// Subscribe implements Backplane. The first local subscription to a stream
+// subscribes its channel and returns once Redis confirmed it.
+func (b *Redis) Subscribe(ctx context.Context, s Stream) error {
+	ch := channelName(s)
+	group := ""
+	if b.cluster {
+		group = s.Project
+	}
+	b.subMu.Lock()
+	b.mu.Lock()
+	if b.closed || !b.started {
+		b.mu.Unlock()
+		b.subMu.Unlock()
+		return fmt.Errorf("subscribe %s: %w: backplane not running", s, ErrUnavailable)
+	}
+	g := b.groups[group]
+	b.mu.Unlock()
+	if g == nil {
+		g = b.newGroup(group)
+	}
+	b.mu.Lock()
+	st := g.channels[ch]
+	if st == nil {
+		st = &chanState{s: s}
+		g.channels[ch] = st
+	}
+	st.refs++
+	first := st.refs == 1
+	if first {
+		st.sent++
+	}
+	var w *subWaiter
+	if st.confirmed < st.sent {
+		w = &subWaiter{target: st.sent, done: make(chan struct{})}
+		st.waiters = append(st.waiters, w)
+	}
+	ps := g.ps
+	b.mu.Unlock()
+	var err error
+	if first {
+		err = ps.SSubscribe(ctx, ch)
+	}
+	b.subMu.Unlock()
+	if err != nil {
+		b.release(s)
+		return fmt.Errorf("subscribe %s: %w", s, classify("ssubscribe", err))
+	}
+	if w != nil {
+		t := time.NewTimer(b.cfg.SubscribeTimeout)
+		select {
+		case <-w.done:
+			t.Stop()
+		case <-t.C:
+			b.release(s)
+			return fmt.Errorf("subscribe %s: %w: no confirmation from Redis within %s", s, ErrUnavailable, b.cfg.SubscribeTimeout)
+		case <-ctx.Done():
+			t.Stop()
+			b.release(s)
+			return fmt.Errorf("subscribe %s: %w", s, ctx.Err())
+		}
+	}
+	b.mu.Lock()
+	need := !st.hasLast
+	b.mu.Unlock()
+	if need {
+		// Where this node's delivery of the stream starts, so a later gap
+		// is filled from the right place.
+		h, err := b.History(ctx, s, "")
+		if err != nil {
+			b.release(s)
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
+		if head, err := ParseOffset(h.Head); err == nil {
+			b.mu.Lock()
+			if !st.hasLast {
+				st.last, st.hasLast = head, true
+			}
+			b.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// Unsubscribe implements Backplane.
+func (b *Redis) Unsubscribe(ctx context.Context, s Stream) error {
+	b.release(s)
+	return nil
+}
+
+// release drops one local subscription of s, unsubscribing the channel
+// after the last (and, on Redis Cluster, closing the project's connection
+// when it carries no channel any more).
+func (b *Redis) release(s Stream) {
+	ch := channelName(s)
+	group := ""
+	if b.cluster {
+		group = s.Project
+	}
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	b.mu.Lock()
+	g := b.groups[group]
+	if g == nil {
+		b.mu.Unlock()
+		return
+	}
+	st := g.channels[ch]
+	if st == nil {
+		b.mu.Unlock()
+		return
+	}
+	st.refs--
+	if st.refs > 0 {
+		b.mu.Unlock()
+		return
+	}
+	delete(g.channels, ch)
+	ps := g.ps
+	closeGroup := b.cluster && len(g.channels) == 0
+	if closeGroup {
+		delete(b.groups, group)
+	}
+	b.mu.Unlock()
+	if closeGroup {
+		_ = ps.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.SubscribeTimeout)
+	defer cancel()
+	if err := ps.SUnsubscribe(ctx, ch); err != nil {
+		// The channel is out of the connection's set, so a reconnect
+		// will not subscribe it again; nothing else to do.
+		b.log.Debug("sunsubscribe failed", "channel", ch, "err", err)
+	}
+}
+
+// History implements Backplane.
+func (b *Redis) History(ctx context.Context, s Stream, since string) (History, error) {
+	var epoch, id string
+	if since != "" {
+		o, err := ParseOffset(since)
+		if err != nil {
+			return History{}, err
+		}
+		epoch, id = o.Epoch, strconv.FormatUint(o.Hi, 10)+"-"+strconv.FormatUint(o.Lo, 10)
+	}
+	keys := []string{epochKey(s.Project)}
+	var res []any
+	for attempt := 0; ; attempt++ {
+		var err error
+		res, err = b.cmd.FCall(ctx, "syncgate_history", keys, s.Collection, epoch, id).Slice()
+		if err == nil {
+			break
+		}
+		if attempt == 0 && isFunctionMissing(err) {
+			if lerr := loadLibrary(ctx, b.cmd, b.cfg.HistorySize, b.cfg.HistoryTTL, false); lerr != nil {
+				return History{}, fmt.Errorf("history %s: %w", s, lerr)
+			}
+			continue
+		}
+		return History{}, fmt.Errorf("history %s: %w", s, classify("syncgate_history", err))
+	}
+	if len(res) < 3 || len(res)%2 != 1 {
+		return History{}, fmt.Errorf("history %s: unexpected reply of %d elements", s, len(res))
+	}
+	ep, _ := res[0].(string)
+	last, _ := res[1].(string)
+	rec, _ := res[2].(int64)
+	h := History{Head: ep + ":" + last, Recovered: rec == 1}
+	if _, err := ParseOffset(h.Head); err != nil {
+		return History{}, fmt.Errorf("history %s: bad head: %w", s, err)
+	}
+	for i := 3; i+1 < len(res); i += 2 {
+		sid, _ := res[i].(string)
+		raw, _ := res[i+1].(string)
+		var ev syncgate.Event
+		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+			b.log.Warn("skipping undecodable history entry", "stream", s.String(), "id", sid, "err", err)
+			continue
+		}
+		ev.Offset = ep + ":" + sid
+		h.Events = append(h.Events, ev)
+	}
+	return h, nil
+}
+
+// probeLoop publishes a probe on each connection's private channel and
+// expects it back; a probe that does not return in time marks a stalled
+// connection, which is rebuilt and its streams filled from history.
+func (b *Redis) probeLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.ProbeInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.probe()
+	}
+}
+
+func (b *Redis) probe() {
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.ProbeTimeout)
+	defer cancel()
+	pingErr := b.cmd.Ping(ctx).Err()
+	now := time.Now()
+	type send struct {
+		g     *psGroup
+		token string
+	}
+	var sends []send
+	var stalled []*psGroup
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	if pingErr != nil {
+		b.cmdErr = classify("ping", pingErr)
+	} else {
+		b.cmdErr = nil
+	}
+	for _, g := range b.groups {
+		if g.rebuilding {
+			continue
+		}
+		if g.probeToken != "" {
+			if now.Sub(g.probeSent) > b.cfg.ProbeTimeout {
+				g.probeToken = ""
+				g.stalled = true
+				stalled = append(stalled, g)
+			}
+			continue
+		}
+		if now.Sub(g.probeSent) < b.cfg.ProbeInterval {
+			continue
+		}
+		g.probeSeq++
+		g.probeToken = b.cfg.NodeID + "-" + strconv.FormatUint(g.probeSeq, 10)
+		g.probeSent = now
+		sends = append(sends, send{g, g.probeToken})
+	}
+	b.mu.Unlock()
+	for _, g := range stalled {
+		if b.m != nil {
+			b.m.BackplaneStalls.Inc()
+		}
+		b.log.Warn("redis pub/sub stalled: probe did not come back; rebuilding the connection",
+			"group", g.key, "timeout", b.cfg.ProbeTimeout.String())
+		b.wg.Add(1)
+		go b.rebuild(g)
+	}
+	for _, s := range sends {
+		err := b.cmd.SPublish(ctx, s.g.probeCh, s.token).Err()
+		b.mu.Lock()
+		if err != nil {
+			s.g.unreachable = classify("probe", err)
+			if s.g.probeToken == s.token {
+				s.g.probeToken = "" // never sent: not a stall
+			}
+		} else {
+			s.g.unreachable = nil
+		}
+		b.mu.Unlock()
+	}
+	b.updateUp()
+}
+
+// rebuild replaces g's pub/sub connection with a new one subscribed to
+// every active channel; the confirmations start a fill of each.
+func (b *Redis) rebuild(g *psGroup) {
+	defer b.wg.Done()
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	b.mu.Lock()
+	if b.closed || b.groups[g.key] != g {
+		b.mu.Unlock()
+		return
+	}
+	g.rebuilding = true
+	b.mu.Unlock()
+
+	ps := b.sub.SSubscribe(b.ctx, g.probeCh)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		_ = ps.Close()
+		return
+	}
+	old := g.ps
+	g.ps = ps
+	g.gen++
+	gen := g.gen
+	g.probeConfirms = 0
+	g.probeToken = ""
+	g.probeSent = time.Time{}
+	g.rebuilding = false
+	chans := make([]string, 0, len(g.channels))
+	for ch := range g.channels {
+		chans = append(chans, ch)
+	}
+	b.mu.Unlock()
+	b.startLoop(g, ps, gen)
+	_ = old.Close()
+	if len(chans) > 0 {
+		if err := ps.SSubscribe(b.ctx, chans...); err != nil {
+			b.log.Warn("resubscribing after a stall failed; the connection retries", "err", err)
+		}
+	}
+	if b.m != nil {
+		b.m.BackplaneReconnects.Inc()
+	}
+}
+
+// Ready implements Checker: Redis answers commands, and every pub/sub
+// connection carried its last probe.
+func (b *Redis) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.readyLocked()
+}
+
+func (b *Redis) readyLocked() error {
+	if b.closed {
+		return fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	if b.cmdErr != nil {
+		return b.cmdErr
+	}
+	for _, g := range b.groups {
+		if g.unreachable != nil {
+			return g.unreachable
+		}
+		if g.stalled {
+			return fmt.Errorf("%w: pub/sub stalled (probe did not return); reconnecting", ErrUnavailable)
+		}
+	}
+	return nil
+}
+
+func (b *Redis) updateUp() {
+	b.mu.Lock()
+	up := b.readyLocked() == nil
+	changed := up != b.up
+	b.up = up
+	b.mu.Unlock()
+	if b.m != nil {
+		if up {
+			b.m.BackplaneUp.Set(1)
+		} else {
+			b.m.BackplaneUp.Set(0)
+		}
+	}
+	if changed {
+		if up {
+			b.log.Info("redis backplane up")
+		} else {
+			b.log.Warn("redis backplane down", "err", b.Ready())
+		}
+	}
+}
+
+// Close implements Backplane.
+func (b *Redis) Close() error {
+	err := b.shutdown()
+	b.wg.Wait()
+	return err
+}
+
+func (b *Redis) shutdown() error {
+	b.subMu.Lock()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.subMu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.recv = nil
+	groups := b.groups
+	b.groups = map[string]*psGroup{}
+	b.mu.Unlock()
+	b.cancel()
+	for _, g := range groups {
+		_ = g.ps.Close()
+	}
+	b.subMu.Unlock()
+	err := errors.Join(b.sub.Close(), b.cmd.Close())
+	if b.m != nil {
+		b.m.BackplaneUp.Set(0)
+	}
+	return err
+}

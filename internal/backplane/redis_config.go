@@ -1,0 +1,326 @@
+package backplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate/internal/metrics"
+)
+
+// RedisConfig configures the Redis backplane. A zero field means its
+// documented default.
+type RedisConfig struct {
+	// URL selects Redis: redis://[user:pass@]host:port[/db] or rediss:// for
+	// TLS; for Redis Cluster redis+cluster://host1:port,host2:port (or
+	// rediss+cluster://), or a redis:// URL with several comma-separated
+	// hosts. Query parameters are go-redis options (dial_timeout=…).
+	// Required.
+	URL string
+	// HistorySize is the number of events kept per stream; default 1000. A
+	// negative value keeps none (resume then only succeeds from the head).
+	HistorySize int
+	// HistoryTTL is how long events stay in history; default 24h. Trimming
+	// by age happens when a stream is published to, and a stream nobody
+	// publishes to expires whole HistoryTTL after its last event.
+	HistoryTTL time.Duration
+	// PublishTimeout bounds one publish call to Redis; default 2s.
+	PublishTimeout time.Duration
+	// SubscribeTimeout bounds waiting for Redis to confirm a subscription;
+	// default 5s.
+	SubscribeTimeout time.Duration
+	// ProbeInterval is how often each pub/sub connection is probed with a
+	// message on a private channel; default 2s.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe may take to come back before the
+	// connection counts as stalled and is rebuilt; default 3s.
+	ProbeTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the exponential backoff (with
+	// jitter) between attempts to reach Redis for pub/sub; defaults 100ms
+	// and 5s.
+	ReconnectMin, ReconnectMax time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *metrics.Metrics
+	// NodeID names this node's probe channels; default random.
+	NodeID string
+}
+
+// Validate names the first bad field.
+func (c *RedisConfig) Validate() error {
+	if c.URL == "" {
+		return errors.New("RedisConfig.URL is required")
+	}
+	if _, err := parseRedisURL(c.URL); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"HistoryTTL", c.HistoryTTL}, {"PublishTimeout", c.PublishTimeout}, {"SubscribeTimeout", c.SubscribeTimeout},
+		{"ProbeInterval", c.ProbeInterval}, {"ProbeTimeout", c.ProbeTimeout},
+		{"ReconnectMin", c.ReconnectMin}, {"ReconnectMax", c.ReconnectMax},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("RedisConfig.%s=%s: must not be negative", d.name, d.v)
+		}
+	}
+	if c.HistoryTTL != 0 && c.HistoryTTL < time.Millisecond {
+		return fmt.Errorf("RedisConfig.HistoryTTL=%s: at least 1ms", c.HistoryTTL)
+	}
+	if c.ReconnectMax != 0 && c.ReconnectMin > c.ReconnectMax {
+		return fmt.Errorf("RedisConfig.ReconnectMin=%s exceeds ReconnectMax=%s", c.ReconnectMin, c.ReconnectMax)
+	}
+	for _, ch := range c.NodeID {
+		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
+			return fmt.Errorf("RedisConfig.NodeID=%q: want [a-z0-9-]", c.NodeID)
+		}
+	}
+	return nil
+}
+
+func (c *RedisConfig) setDefaults() {
+	if c.HistorySize == 0 {
+		c.HistorySize = DefaultHistorySize
+	}
+	if c.HistoryTTL == 0 {
+		c.HistoryTTL = DefaultHistoryTTL
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 2 * time.Second
+	}
+	if c.SubscribeTimeout == 0 {
+		c.SubscribeTimeout = 5 * time.Second
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = 2 * time.Second
+	}
+	if c.ProbeTimeout == 0 {
+		c.ProbeTimeout = 3 * time.Second
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = 100 * time.Millisecond
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 5 * time.Second
+	}
+	if c.ReconnectMin > c.ReconnectMax {
+		c.ReconnectMin = c.ReconnectMax
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.NodeID == "" {
+		c.NodeID = randomID()
+	}
+}
+
+func randomID() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 10)
+	for i := range b {
+		b[i] = digits[rand.IntN(len(digits))]
+	}
+	return string(b)
+}
+
+// redisTarget is a parsed backplane URL.
+type redisTarget struct {
+	single  *redis.Options
+	cluster *redis.ClusterOptions
+}
+
+// parseRedisURL accepts redis://, rediss://, and the cluster forms
+// redis+cluster:// / rediss+cluster:// or a comma-separated host list.
+func parseRedisURL(raw string) (redisTarget, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("redis URL %q: %s", redactURL(raw), why)
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return redisTarget{}, bad("want redis://host:port, rediss://…, or redis+cluster://host1:port,host2:port")
+	}
+	isCluster := false
+	switch scheme {
+	case "redis", "rediss":
+	case "redis+cluster", "rediss+cluster":
+		isCluster = true
+		scheme = strings.TrimSuffix(scheme, "+cluster")
+	default:
+		return redisTarget{}, bad("scheme must be redis, rediss, redis+cluster or rediss+cluster")
+	}
+	// Split the authority (user:pass@host1,host2) from path and query.
+	auth := rest
+	tail := ""
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		auth, tail = rest[:i], rest[i:]
+	}
+	userinfo := ""
+	hosts := auth
+	if i := strings.LastIndex(auth, "@"); i >= 0 {
+		userinfo, hosts = auth[:i+1], auth[i+1:]
+	}
+	var addrs []string
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			addrs = append(addrs, h)
+		}
+	}
+	if len(addrs) == 0 {
+		return redisTarget{}, bad("no host")
+	}
+	if len(addrs) > 1 {
+		isCluster = true
+	}
+	for i, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			addrs[i] = net.JoinHostPort(a, "6379")
+		}
+	}
+	if !isCluster {
+		o, err := redis.ParseURL(scheme + "://" + userinfo + addrs[0] + tail)
+		if err != nil {
+			return redisTarget{}, bad(err.Error())
+		}
+		return redisTarget{single: o}, nil
+	}
+	if strings.HasPrefix(tail, "/") {
+		p, q, _ := strings.Cut(tail, "?")
+		if p != "/" && p != "/0" {
+			return redisTarget{}, bad("Redis Cluster has only database 0")
+		}
+		tail = ""
+		if q != "" {
+			tail = "?" + q
+		}
+	}
+	u, err := url.Parse(scheme + "://" + userinfo + addrs[0] + tail)
+	if err != nil {
+		return redisTarget{}, bad(err.Error())
+	}
+	q := u.Query()
+	for _, a := range addrs[1:] {
+		q.Add("addr", a)
+	}
+	u.RawQuery = q.Encode()
+	o, err := redis.ParseClusterURL(u.String())
+	if err != nil {
+		return redisTarget{}, bad(err.Error())
+	}
+	return redisTarget{cluster: o}, nil
+}
+
+// redactURL hides a password for error messages and logs.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "…"
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		userinfo := rest[:i]
+		if u, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+			return scheme + "://" + u + ":xxxxx@" + rest[i+1:]
+		}
+	}
+	return raw
+}
+
+// newClients returns the command client (fails fast: no retries, so a
+// publish is never sent twice and a down Redis answers 503 at once) and the
+// pub/sub client (dials with capped exponential backoff and jitter).
+func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.UniversalClient) {
+	if t.single != nil {
+		o := *t.single
+		o.MaxRetries = -1
+		o.DialerRetries = 1
+		if o.DialTimeout == 0 {
+			o.DialTimeout = 2 * time.Second
+		}
+		so := o
+		so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
+		return redis.NewClient(&o), redis.NewClient(&so)
+	}
+	o := *t.cluster
+	o.MaxRetries = -1
+	o.DialerRetries = 1
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 2 * time.Second
+	}
+	so := o
+	so.MaxRetries = 0
+	so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
+	return redis.NewClusterClient(&o), redis.NewClusterClient(&so)
+}
+
+// backoffDialer dials like go-redis does but, after a failed dial to an
+// address, waits an exponentially growing, jittered delay (capped at max)
+// before the next attempt to it, so nodes do not hammer a Redis that is
+// coming back.
+func backoffDialer(min, max time.Duration, tlsCfg *tls.Config, timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var mu sync.Mutex
+	fails := map[string]int{}
+	last := map[string]time.Time{}
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		n := fails[addr]
+		since := time.Since(last[addr])
+		mu.Unlock()
+		if n > 0 {
+			wait := backoff(n, min, max) - since
+			if wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil, ctx.Err()
+				}
+			}
+		}
+		conn, err := dialRedis(ctx, d, network, addr, tlsCfg)
+		mu.Lock()
+		if err != nil {
+			fails[addr]++
+			last[addr] = time.Now()
+		} else {
+			delete(fails, addr)
+			delete(last, addr)
+		}
+		mu.Unlock()
+		return conn, err
+	}
+}
+
+// backoff is the delay before attempt n+1: min·2ⁿ⁻¹ capped at max, with ±50%
+// jitter.
+func backoff(n int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d)+1))
+}
+
+func dialRedis(ctx context.Context, d *net.Dialer, network, addr string, tlsCfg *tls.Config) (net.Conn, error) {
+	if tlsCfg == nil {
+		return d.DialContext(ctx, network, addr)
+	}
+	td := &tls.Dialer{NetDialer: d, Config: tlsCfg}
+	return td.DialContext(ctx, network, addr)
+}

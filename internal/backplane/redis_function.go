@@ -1,0 +1,441 @@
+package backplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/syncgate/syncgate"
+)
+
+// RedisLibraryVersion is the version of the `syncgate` Redis Function
+// library this package installs; syncgate_version returns it first.
+const RedisLibraryVersion = "1"
+
+// redisLibrary is the Lua source of the `syncgate` function library. The
+// history limits are constants of the library, so a publisher that calls
+// the function straight through Redis (any language, redis-cli) trims by the
+// gateway's settings without knowing them. %[1]d is the stream length,
+// %[2]d the age limit in milliseconds, %[3]s the version.
+//
+// Keys: KEYS are project keys `sg:{<project>}:epoch`; every key a function
+// touches is derived from them and carries the same hash tag, so on Redis
+// Cluster one call stays on one slot. docs/redis.md documents the layout.
+const redisLibrary = `#!lua name=syncgate
+-- syncgate %[3]s: history streams and live channels of syncgate gateways.
+-- Installed by the gateway (FUNCTION LOAD REPLACE); see docs/redis.md.
+local VERSION = '%[3]s'
+local MAXLEN = %[1]d
+local TTL_MS = %[2]d
+local MAX_EVENT = 262144
+
+local function fail(msg)
+  return redis.error_reply('ERR syncgate: ' .. msg)
+end
+
+local function project_of(key)
+  local p = string.match(key, '^sg:{([%%w_%%-]+)}:epoch$')
+  if p and #p <= 64 then return p end
+  return nil
+end
+
+local function valid_collection(c)
+  return type(c) == 'string' and #c >= 1 and #c <= 128 and string.match(c, '^[%%w_.%%-]+$') ~= nil
+end
+
+-- iso formats a TIME reply as RFC 3339 in UTC with microseconds.
+local function iso(t)
+  local secs, us = tonumber(t[1]), tonumber(t[2])
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format('%%04d-%%02d-%%02dT%%02d:%%02d:%%02d.%%06dZ', y, m, d,
+    math.floor(rem / 3600), math.floor((rem %% 3600) / 60), rem %% 60, us)
+end
+
+-- epoch returns the project's epoch, creating it on first use. A Redis that
+-- lost its data creates a new one, so offsets from before never match.
+local function epoch(key, t)
+  local e = redis.call('GET', key)
+  if not e then
+    e = t[1] .. string.format('%%06d', tonumber(t[2]))
+    redis.call('SET', key, e)
+  end
+  return e
+end
+
+local function parse_id(id)
+  local ms, seq = string.match(id, '^(%%d+)-(%%d+)$')
+  if not ms then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_less(a, b)
+  local am, as = parse_id(a)
+  local bm, bs = parse_id(b)
+  return am < bm or (am == bm and as < bs)
+end
+
+-- trim drops entries beyond MAXLEN or older than minid (ms) from a stream
+-- and records the newest dropped id in the hash tkey, field coll: resume
+-- from an offset older than it cannot be complete. (XINFO's
+-- max-deleted-entry-id does not count trimmed entries.)
+local function trim(key, tkey, coll, minid)
+  local dropped = nil
+  local n = redis.call('XLEN', key)
+  if n > MAXLEN then
+    local r = redis.call('XRANGE', key, '-', '+', 'COUNT', n - MAXLEN)
+    dropped = r[#r][1]
+    redis.call('XTRIM', key, 'MAXLEN', MAXLEN)
+  end
+  if minid > 0 then
+    local r = redis.call('XREVRANGE', key, '(' .. minid .. '-0', '-', 'COUNT', 1)
+    if #r > 0 then
+      dropped = r[1][1]
+      redis.call('XTRIM', key, 'MINID', minid)
+    end
+  end
+  if dropped then redis.call('HSET', tkey, coll, dropped) end
+end
+
+-- syncgate_publish KEYS: project keys sg:{<project>}:epoch; ARGV: events as
+-- JSON objects. Appends each event to its collection stream and to the
+-- project stream, trims both, publishes on both channels, and returns each
+-- event's offset in its collection stream. Every event is checked before
+-- anything is written: an error writes nothing.
+local function publish(keys, args)
+  if #keys == 0 then return fail('pass each event project key sg:{<project>}:epoch as a key') end
+  if #args == 0 then return fail('pass at least one event') end
+  local projects = {}
+  for _, k in ipairs(keys) do
+    local p = project_of(k)
+    if not p then return fail('key ' .. string.sub(k, 1, 80) .. ' is not sg:{<project>}:epoch') end
+    projects[p] = k
+  end
+  local evs = {}
+  for i, raw in ipairs(args) do
+    local where = 'event ' .. i .. ': '
+    if #raw > MAX_EVENT then return fail(where .. 'larger than ' .. MAX_EVENT .. ' bytes') end
+    local ok, ev = pcall(cjson.decode, raw)
+    if not ok or type(ev) ~= 'table' or string.match(raw, '^%%s*{') == nil then
+      return fail(where .. 'not a JSON object')
+    end
+    if type(ev.type) ~= 'string' or #ev.type > 64 or string.match(ev.type, '^[a-z_:.]+$') == nil then
+      return fail(where .. 'type must match [a-z_:.]{1,64}')
+    end
+    if type(ev.project) ~= 'string' or not projects[ev.project] then
+      return fail(where .. 'its project has no key sg:{<project>}:epoch among the keys')
+    end
+    if not valid_collection(ev.collection) then
+      return fail(where .. 'collection must match [A-Za-z0-9_.-]{1,128}')
+    end
+    if ev.offset ~= nil then return fail(where .. 'offset is set by syncgate, leave it out') end
+    evs[i] = {p = ev.project, c = ev.collection, raw = raw, stamp = ev.timestamp == nil}
+  end
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local ts = nil
+  local touched = {}
+  local out = {}
+  for i, e in ipairs(evs) do
+    local raw = e.raw
+    if e.stamp then
+      ts = ts or iso(t)
+      raw = string.gsub(raw, '^%%s*{', '{"timestamp":"' .. ts .. '",', 1)
+    end
+    local prefix = 'sg:{' .. e.p .. '}:'
+    local ep = epoch(projects[e.p], t)
+    local ckey, pkey = prefix .. 's:' .. e.c, prefix .. 's:*'
+    local cid = redis.call('XADD', ckey, '*', 'e', raw)
+    local pid = redis.call('XADD', pkey, '*', 'e', raw)
+    touched[ckey] = {tkey = prefix .. 'trimmed', coll = e.c}
+    touched[pkey] = {tkey = prefix .. 'trimmed', coll = '*'}
+    redis.call('SPUBLISH', prefix .. 'c:' .. e.c, ep .. ':' .. cid .. '\n' .. raw)
+    redis.call('SPUBLISH', prefix .. 'c:*', ep .. ':' .. pid .. '\n' .. raw)
+    out[i] = ep .. ':' .. cid
+  end
+  local minid = now_ms - TTL_MS
+  local tkeys = {}
+  for key, t in pairs(touched) do
+    trim(key, t.tkey, t.coll, minid)
+    redis.call('PEXPIRE', key, TTL_MS)
+    tkeys[t.tkey] = true
+  end
+  for tkey in pairs(tkeys) do
+    if redis.call('EXISTS', tkey) == 1 then redis.call('PEXPIRE', tkey, TTL_MS) end
+  end
+  return out
+end
+
+-- syncgate_history KEYS: one project key; ARGV: collection (or *), the epoch
+-- and stream id of since (both empty for none). Returns the epoch, the last
+-- id, 1 when every event after since is still there (then its ids and
+-- events follow) or 0.
+local function history(keys, args)
+  if #keys ~= 1 or not project_of(keys[1]) then return fail('pass one key sg:{<project>}:epoch') end
+  local coll, since_epoch, since_id = args[1], args[2] or '', args[3] or ''
+  if coll ~= '*' and not valid_collection(coll) then return fail('bad collection') end
+  if since_epoch ~= '' and not parse_id(since_id) then return fail('bad since id') end
+  local t = redis.call('TIME')
+  local ep = epoch(keys[1], t)
+  local p = project_of(keys[1])
+  local skey = 'sg:{' .. p .. '}:s:' .. coll
+  -- Entries only ever leave a stream from its old end (trim), so the
+  -- newest id is its last entry or, when trimming emptied it, the newest
+  -- trimmed one.
+  local maxdel = redis.call('HGET', 'sg:{' .. p .. '}:trimmed', coll) or '0-0'
+  local last = maxdel
+  local newest = redis.call('XREVRANGE', skey, '+', '-', 'COUNT', 1)
+  if #newest > 0 then last = newest[1][1] end
+  local out = {ep, last, 0}
+  if since_epoch == '' then
+    out[3] = 1
+    return out
+  end
+  if since_epoch ~= ep or id_less(last, since_id) or id_less(since_id, maxdel) then
+    return out
+  end
+  out[3] = 1
+  if since_id ~= last then
+    local entries = redis.call('XRANGE', skey, '(' .. since_id, '+')
+    for _, en in ipairs(entries) do
+      out[#out + 1] = en[1]
+      out[#out + 1] = en[2][2]
+    end
+  end
+  return out
+end
+
+local function version()
+  return {VERSION, MAXLEN, TTL_MS}
+end
+
+redis.register_function('syncgate_publish', publish)
+redis.register_function('syncgate_history', history)
+redis.register_function{function_name = 'syncgate_version', callback = version, flags = {'no-writes'}}
+`
+
+// redisLibrarySource returns the library with its limits filled in.
+func redisLibrarySource(historySize int, ttl time.Duration) string {
+	if historySize < 0 {
+		historySize = 0
+	}
+	return fmt.Sprintf(redisLibrary, historySize, ttl.Milliseconds(), RedisLibraryVersion)
+}
+
+// RedisPublishOptions tune RedisPublish.
+type RedisPublishOptions struct {
+	// HistorySize and HistoryTTL are the history limits the function library
+	// is installed with when RedisPublish finds it missing (a gateway
+	// installs it at start with its own settings, which then apply: a
+	// publisher never replaces the gateway's library). Defaults 1000 and
+	// 24h, as the gateway's.
+	HistorySize int
+	HistoryTTL  time.Duration
+}
+
+// RedisPublish publishes validated events straight through Redis with the
+// `syncgate_publish` function, as a gateway does, and returns each event's
+// offset in its collection stream. Events with no timestamp get the current
+// time. On a single Redis the whole slice is one atomic call; on Redis
+// Cluster each project's events are one atomic call (a project lives on one
+// slot), made in the order projects first appear, and an error stops at the
+// failing project: the earlier ones are published.
+//
+// When the library is missing (a Redis that restarted empty, or no gateway
+// has started yet) it is installed and the call retried once. Errors caused
+// by Redis being unreachable wrap ErrUnavailable; an event the function
+// rejects yields an error wrapping syncgate.ErrInvalidEvent.
+func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions) ([]string, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UTC()
+	raws := make([]any, len(events))
+	for i := range events {
+		ev := events[i]
+		if err := ev.Validate(); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = now
+		}
+		b, err := ev.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+		raws[i] = b
+	}
+	load := func() error { return loadLibrary(ctx, rdb, opts.HistorySize, opts.HistoryTTL, false) }
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		return fcallPublish(ctx, rdb, load, projectKeys(events, 0, len(events)), raws)
+	}
+	offsets := make([]string, len(events))
+	for _, group := range groupByProject(events) {
+		args := make([]any, len(group))
+		for j, i := range group {
+			args[j] = raws[i]
+		}
+		out, err := fcallPublish(ctx, rdb, load, []string{epochKey(events[group[0]].Project)}, args)
+		if err != nil {
+			return nil, fmt.Errorf("project %s: %w", events[group[0]].Project, err)
+		}
+		for j, i := range group {
+			offsets[i] = out[j]
+		}
+	}
+	return offsets, nil
+}
+
+// groupByProject returns the indexes of events per project, projects in
+// order of first appearance.
+func groupByProject(events []syncgate.Event) [][]int {
+	var groups [][]int
+	at := map[string]int{}
+	for i, ev := range events {
+		g, ok := at[ev.Project]
+		if !ok {
+			g = len(groups)
+			at[ev.Project] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
+}
+
+func projectKeys(events []syncgate.Event, from, to int) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, ev := range events[from:to] {
+		if !seen[ev.Project] {
+			seen[ev.Project] = true
+			keys = append(keys, epochKey(ev.Project))
+		}
+	}
+	return keys
+}
+
+func fcallPublish(ctx context.Context, rdb redis.UniversalClient, load func() error, keys []string, args []any) ([]string, error) {
+	for attempt := 0; ; attempt++ {
+		out, err := rdb.FCall(ctx, "syncgate_publish", keys, args...).StringSlice()
+		if err == nil {
+			if len(out) != len(args) {
+				return nil, fmt.Errorf("syncgate_publish returned %d offsets for %d events", len(out), len(args))
+			}
+			return out, nil
+		}
+		if attempt == 0 && isFunctionMissing(err) {
+			if lerr := load(); lerr != nil {
+				return nil, lerr
+			}
+			continue
+		}
+		return nil, classify("publish", err)
+	}
+}
+
+// isFunctionMissing reports the error of calling a function that is not
+// loaded (a fresh or restarted Redis, or a new cluster master).
+func isFunctionMissing(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Function not found")
+}
+
+// loadLibrary installs the library on every master. With replace false an
+// existing library is kept (a publisher must not override the gateway's
+// limits).
+func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int, ttl time.Duration, replace bool) error {
+	if historySize == 0 {
+		historySize = DefaultHistorySize
+	}
+	if ttl <= 0 {
+		ttl = DefaultHistoryTTL
+	}
+	src := redisLibrarySource(historySize, ttl)
+	one := func(ctx context.Context, c redis.Cmdable) error {
+		var err error
+		if replace {
+			err = c.FunctionLoadReplace(ctx, src).Err()
+		} else {
+			err = c.FunctionLoad(ctx, src).Err()
+			if err != nil && strings.Contains(err.Error(), "already exists") {
+				err = nil
+			}
+		}
+		return err
+	}
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			e := one(ctx, c)
+			if e != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				return fmt.Errorf("%s: %w", c.Options().Addr, e)
+			}
+			return nil
+		})
+	} else {
+		err = one(ctx, rdb)
+	}
+	if err != nil {
+		return classify("loading the syncgate function library", err)
+	}
+	return nil
+}
+
+// classify wraps err with ErrUnavailable unless Redis answered it with an
+// error reply that is not about availability; replies the function returned
+// for a bad event wrap syncgate.ErrInvalidEvent.
+func classify(op string, err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "CLUSTERDOWN", "READONLY", "MASTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "MOVED", "ASK"} {
+			if strings.HasPrefix(msg, p) {
+				return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+			}
+		}
+		if strings.Contains(msg, "syncgate: ") {
+			return fmt.Errorf("%s: %w: %v", op, syncgate.ErrInvalidEvent, err)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	// Anything else is the connection: refused, reset, timed out, closed.
+	return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+}
+
+// Key and channel names; docs/redis.md documents them.
+func epochKey(project string) string { return "sg:{" + project + "}:epoch" }
+
+func channelName(s Stream) string { return "sg:{" + s.Project + "}:c:" + s.Collection }
+
+func probeChannel(group, node string) string { return "sg:{" + group + "}:probe:" + node }
+
+// streamOfChannel parses a channel name back into its stream.
+func streamOfChannel(ch string) (Stream, bool) {
+	rest, ok := strings.CutPrefix(ch, "sg:{")
+	if !ok {
+		return Stream{}, false
+	}
+	p, coll, ok := strings.Cut(rest, "}:c:")
+	if !ok || p == "" || coll == "" {
+		return Stream{}, false
+	}
+	return Stream{Project: p, Collection: coll}, true
+}

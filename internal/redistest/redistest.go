@@ -1,0 +1,306 @@
+// Package redistest starts real redis-server processes for tests: a
+// standalone server or a three-master cluster, on free loopback ports, with
+// no persistence. Every process is killed by its PID at test cleanup.
+//
+// When redis-server is not installed the test is skipped, except under
+// CI=true, where that is a failure. Helpers take testing.TB and are safe to
+// call from one test goroutine.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binary returns the path of redis-server, skipping (or, under CI=true,
+// failing) the test when it is missing.
+func Binary(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server is not installed (CI=true requires it): %v", err)
+		}
+		t.Skipf("redis-server not installed: %v", err)
+	}
+	return p
+}
+
+// Server is one redis-server process.
+type Server struct {
+	t       testing.TB
+	bin     string
+	dir     string
+	Port    int
+	extra   []string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	waitErr chan error
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// URL is redis://host:port.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// Start starts a standalone redis-server on a free port.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := newServer(t, freePort(t, false), nil)
+	s.start()
+	return s
+}
+
+func newServer(t testing.TB, port int, extra []string) *Server {
+	return &Server{t: t, bin: Binary(t), dir: t.TempDir(), Port: port, extra: extra}
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	args := []string{
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no",
+	}
+	args = append(args, s.extra...)
+	cmd := exec.Command(s.bin, args...)
+	logf, err := os.Create(filepath.Join(s.dir, "redis.log"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	logf.Close()
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	s.mu.Lock()
+	s.cmd, s.waitErr = cmd, waitErr
+	s.mu.Unlock()
+	s.t.Cleanup(func() { s.kill() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := ping(s.Addr()); err == nil {
+			return
+		}
+		select {
+		case err := <-waitErr:
+			waitErr <- err
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			s.t.Fatalf("redis-server on port %d exited: %v\n%s", s.Port, err, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on port %d did not answer PING within 10s", s.Port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill stops the process with SIGKILL (its data, kept only in memory, is
+// lost) and waits for it to exit.
+func (s *Server) Kill() { s.kill() }
+
+func (s *Server) kill() {
+	s.mu.Lock()
+	cmd, waitErr := s.cmd, s.waitErr
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-waitErr
+}
+
+// Restart starts the server again on the same port, empty.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.start()
+}
+
+// Do runs one command through redis-cli-free RESP and returns the reply as
+// text, for setup and assertions that need no client library.
+func (s *Server) Do(args ...string) (string, error) { return do(s.Addr(), args...) }
+
+// Cluster is three redis-server processes forming a cluster of three
+// masters and no replicas.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// URL is redis+cluster://host1:port,host2:port,host3:port.
+func (c *Cluster) URL() string {
+	addrs := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		addrs[i] = n.Addr()
+	}
+	return "redis+cluster://" + strings.Join(addrs, ",")
+}
+
+// StartCluster starts three cluster-enabled servers, joins them with
+// `redis-cli --cluster create`, and waits until every node reports
+// cluster_state:ok.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		Binary(t)
+		t.Fatalf("redis-cli not installed: %v", err)
+	}
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		port := freePort(t, true)
+		s := newServer(t, port, []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"})
+		s.start()
+		c.Nodes = append(c.Nodes, s)
+	}
+	args := []string{"--cluster", "create"}
+	for _, n := range c.Nodes {
+		args = append(args, n.Addr())
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range c.Nodes {
+		for {
+			info, err := n.Do("CLUSTER", "INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ok within 30s: %v %s", n.Addr(), err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// freePort returns a loopback port that is free now; with bus set, port +
+// 10000 (the cluster bus) is free too.
+func freePort(t testing.TB, bus bool) int {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !bus {
+			return port
+		}
+		if port+10000 > 65535 {
+			continue
+		}
+		ln2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		if err != nil {
+			continue
+		}
+		ln2.Close()
+		return port
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
+}
+
+func ping(addr string) error {
+	r, err := do(addr, "PING")
+	if err != nil {
+		return err
+	}
+	if r != "PONG" {
+		return fmt.Errorf("PING answered %q", r)
+	}
+	return nil
+}
+
+// do sends one command in RESP and reads a simple reply: status, error,
+// integer or bulk string (arrays are flattened with newlines).
+func do(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return readReply(bufio.NewReader(conn))
+}
+
+func readReply(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("empty reply line")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		n, _ := strconv.Atoi(line[1:])
+		if n < 0 {
+			return "", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := ioReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		parts := make([]string, 0, max(n, 0))
+		for i := 0; i < n; i++ {
+			p, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
+}
+
+func ioReadFull(r *bufio.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
