@@ -1,10 +1,10 @@
 # The commands CI runs are the commands a person runs: `.ci/run` calls `make test`.
 GO ?= go
 
-.PHONY: test test-go test-chart lint
+.PHONY: test test-go test-chart test-js lint
 
 ## test: everything CI checks (Go with the race detector, then the other suites).
-test: lint test-go test-chart
+test: lint test-go test-chart test-js
 
 ## test-go: the Go test suite with the race detector.
 test-go:
@@ -14,6 +14,17 @@ test-go:
 ## every manifest decoded strictly into the Kubernetes API types. A module of its own.
 test-chart:
 	cd charts/syncgate/test && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+
+## test-js: the browser SDK in clients/js (npm ci, build, unit tests with a fake
+## socket, Node tests against real gateway processes, and chromium tests through
+## playwright-core; needs the chromium package). Also fails when the committed
+## demo page in internal/demo/static is not what the sources build.
+JS_GATEWAY := $(CURDIR)/clients/js/node_modules/.cache/syncgate/gateway
+test-js:
+	cd clients/js && npm ci --no-audit --no-fund
+	$(GO) build -o $(JS_GATEWAY) ./cmd/gateway
+	cd clients/js && SYNCGATE_GATEWAY_BIN=$(JS_GATEWAY) npm test
+	@git diff --quiet -- internal/demo/static || (git diff --stat -- internal/demo/static; echo 'internal/demo/static is stale: run "npm run build:demo" in clients/js and commit it'; exit 1)
 
 ## lint: gofmt and go vet (staticcheck when installed).
 lint:
