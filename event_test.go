@@ -1,0 +1,112 @@
+package syncgate_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/syncgate/syncgate"
+)
+
+func TestValidate(t *testing.T) {
+	ok := func() syncgate.Event {
+		return syncgate.Event{Type: "document:updated", Project: "p-1_A", Collection: "users.v2", Document: json.RawMessage(`{"a":1}`)}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*syncgate.Event)
+		errHas string
+	}{
+		{"valid", func(*syncgate.Event) {}, ""},
+		{"database type", func(e *syncgate.Event) { e.Type = "alter_column" }, ""},
+		{"no type", func(e *syncgate.Event) { e.Type = "" }, `type ""`},
+		{"upper type", func(e *syncgate.Event) { e.Type = "Insert" }, `type "Insert"`},
+		{"long type", func(e *syncgate.Event) { e.Type = strings.Repeat("a", 65) }, "type"},
+		{"no project", func(e *syncgate.Event) { e.Project = "" }, `project ""`},
+		{"project with dot", func(e *syncgate.Event) { e.Project = "a.b" }, `project "a.b"`},
+		{"project 65", func(e *syncgate.Event) { e.Project = strings.Repeat("p", 65) }, "project"},
+		{"collection 128", func(e *syncgate.Event) { e.Collection = strings.Repeat("c", 128) }, ""},
+		{"collection 129", func(e *syncgate.Event) { e.Collection = strings.Repeat("c", 129) }, "collection"},
+		{"collection wildcard", func(e *syncgate.Event) { e.Collection = "*" }, `collection "*"`},
+		{"collection slash", func(e *syncgate.Event) { e.Collection = "a/b" }, `collection "a/b"`},
+		{"bad document", func(e *syncgate.Event) { e.Document = json.RawMessage(`{`) }, "document is not valid JSON"},
+		{"empty audience", func(e *syncgate.Event) { e.Audience = &syncgate.Audience{} }, "audience"},
+		{"offset", func(e *syncgate.Event) { e.Offset = "x:1-0" }, "offset"},
+		{"long id", func(e *syncgate.Event) { e.DocumentID = strings.Repeat("i", 257) }, "documentId"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ok()
+			tt.mutate(&e)
+			err := e.Validate()
+			if tt.errHas == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, syncgate.ErrInvalidEvent) || !strings.Contains(err.Error(), tt.errHas) {
+				t.Fatalf("error %v, want one containing %q", err, tt.errHas)
+			}
+		})
+	}
+}
+
+func TestAudienceAllows(t *testing.T) {
+	var none *syncgate.Audience
+	a := &syncgate.Audience{Users: []string{"u1"}, Roles: []string{"admin"}}
+	tests := []struct {
+		a     *syncgate.Audience
+		user  string
+		roles []string
+		want  bool
+	}{
+		{none, "x", nil, true},
+		{a, "u1", nil, true},
+		{a, "u2", []string{"viewer", "admin"}, true},
+		{a, "u2", []string{"viewer"}, false},
+		{a, "", nil, false},
+	}
+	for _, tt := range tests {
+		if got := tt.a.Allows(tt.user, tt.roles); got != tt.want {
+			t.Errorf("%+v.Allows(%q, %v) = %v", tt.a, tt.user, tt.roles, got)
+		}
+	}
+}
+
+func TestDecodeEventStrict(t *testing.T) {
+	for _, in := range []string{`{"type":"a","project":"p","collection":"c","extra":1}`, `{"type":"a"} {}`, `[]`, `{"type":1}`} {
+		if _, err := syncgate.DecodeEvent([]byte(in)); !errors.Is(err, syncgate.ErrInvalidEvent) {
+			t.Errorf("DecodeEvent(%s) = %v, want ErrInvalidEvent", in, err)
+		}
+	}
+}
+
+// FuzzEvent checks that decoding and validating never panic, and that an
+// event that passes survives an encode/decode round trip still valid.
+func FuzzEvent(f *testing.F) {
+	f.Add([]byte(`{"type":"document:updated","project":"p1","collection":"events","documentId":"e","document":{"t":"L"},"audience":{"users":["u"]}}`))
+	f.Add([]byte(`{"type":"insert","project":"p","collection":"c","timestamp":"2026-11-22T10:00:00.123Z"}`))
+	f.Add([]byte(`{"type":"","project":"\u0000","collection":"*"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := syncgate.DecodeEvent(data)
+		if err != nil {
+			return
+		}
+		if ev.Validate() != nil {
+			return
+		}
+		enc, err := ev.Encode()
+		if err != nil {
+			return // over the size limit
+		}
+		back, err := syncgate.DecodeEvent(enc)
+		if err != nil {
+			t.Fatalf("re-decoding %s: %v", enc, err)
+		}
+		if err := back.Validate(); err != nil {
+			t.Fatalf("valid event %s invalid after round trip: %v", enc, err)
+		}
+	})
+}
