@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/demo"
 	"github.com/syncgate/syncgate/internal/metrics"
 )
 
@@ -28,7 +29,7 @@ func newBackplane(ctx context.Context, cfg *config, log *slog.Logger, m *metrics
 	return bp, nil
 }
 
-// devHandlers are served only by a development node.
+// devHandlers are served only by a development node: the demo page at "/".
 func devHandlers() map[string]http.Handler {
-	return nil
+	return map[string]http.Handler{"/": demo.Handler(), "/*": demo.Handler()}
 }
