@@ -269,10 +269,14 @@ describe('React hooks', () => {
     // useEvents, useAutoRefresh and useCollection in StrictMode: one gateway subscription.
     assert.deepEqual(await ops(), ['subscribe todos']);
 
-    // 50 re-renders with a new inline handler each time: no traffic.
+    // 50 re-renders with a new inline handler each time: no traffic, and no
+    // subscribe call either.
+    const callsAfterMount = await page.evaluate(() => window.__counters.subscribeCalls);
+    assert.ok(callsAfterMount >= 3 && callsAfterMount <= 6, `3 hooks, StrictMode: ${callsAfterMount} subscribe calls`);
     for (let i = 0; i < 50; i++) await page.evaluate(() => window.__rerender());
     await page.waitForFunction(() => window.__tick === 50);
-    assert.deepEqual(await ops(), ['subscribe todos'], 'no re-subscription storm');
+    assert.deepEqual(await ops(), ['subscribe todos'], 'no re-subscription storm on the wire');
+    assert.equal(await page.evaluate(() => window.__counters.subscribeCalls), callsAfterMount, 'no re-subscription in the client');
 
     await publish([1, 2, 3, 4, 5].map((n) => docEvent('app', 'todos', `t${n}`, { n }, 'document:created')));
     for (const n of [6, 7, 8]) await publish(docEvent('app', 'todos', `t${n}`, { n }, 'document:created'));

@@ -10,6 +10,14 @@ const p = params();
 const client = createClient({ url: p.gateway, token: p.token, cache: 'memory', WebSocket: RecordingWebSocket });
 const counters = { events: 0, handlerIdentities: new Set(), refetches: 0, renders: 0 };
 window.__counters = counters;
+// Count subscribe calls on the client itself: the one-tick linger would hide a
+// storm from the wire, not from here.
+counters.subscribeCalls = 0;
+const subscribe = client.subscribe.bind(client);
+client.subscribe = (...args) => {
+  counters.subscribeCalls++;
+  return subscribe(...args);
+};
 
 function Status() {
   const s = useSyncStatus();
