@@ -141,6 +141,17 @@ func (p *Publisher) Close() error {
 	return p.t.close()
 }
 
+// Check validates ev exactly as Publish does (and as the gateway will):
+// syncgate.Event.Validate, then the size limit counting the timestamp that
+// Publish fills in when it is zero. It returns the event's encoded size.
+func Check(ev syncgate.Event) (int, error) {
+	e, err := encodeOne(&ev, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	return len(e.raw), nil
+}
+
 // encodeAll validates and encodes events, setting zero timestamps to now.
 // The events slice is not modified.
 func encodeAll(events []syncgate.Event, now time.Time) ([]encoded, error) {

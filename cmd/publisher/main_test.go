@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/syncgate/syncgate/internal/wstest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// cli runs run() in process and returns the exit status, stdout and stderr.
+func cli(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func startNode(t *testing.T) (*wstest.Node, *wstest.Client) {
+	t.Helper()
+	n := wstest.StartNode(t, wstest.NodeConfig{})
+	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: wstest.Token(t, "u1", time.Hour, []string{"p1"}, nil, nil)})
+	c.Subscribe("s1", "p1", "rows", "")
+	return n, c
+}
+
+func TestUsage(t *testing.T) {
+	env := map[string]string{"SYNCGATE_URL": "http://127.0.0.1:1", "SYNCGATE_PUBLISH_KEY": "k"}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no destination", nil, nil, "no destination"},
+		{"no key", map[string]string{"SYNCGATE_URL": "http://x"}, nil, "--key"},
+		{"both transports", env, []string{"--url", "http://x", "--redis", "redis://x"}, "choose one"},
+		{"bad url", env, []string{"--url", "x:80"}, "not an http(s) URL"},
+		{"unknown flag", env, []string{"--nope"}, "flag provided but not defined"},
+		{"argument", env, []string{"events.jsonl"}, "unexpected argument"},
+		{"document without type", env, []string{"--document", "{}"}, "--document needs --type"},
+		{"type and file", env, []string{"--type", "insert", "--file", "x"}, "not both"},
+		{"batch", env, []string{"--batch", "1001"}, "--batch 1001"},
+		{"missing file", env, []string{"--file", "/nonexistent/x.jsonl"}, "no such file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := cli(t, tc.env, "", tc.args...)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, tc.want)
+			}
+		})
+	}
+	code, _, stderr := cli(t, nil, "", "--help")
+	if code != 0 || !strings.Contains(stderr, "Exit status:") || !strings.Contains(stderr, "--project P --collection C --type T") || !strings.Contains(stderr, "-linger") {
+		t.Errorf("--help: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestOneEventFromFlags(t *testing.T) {
+	n, c := startNode(t)
+	doc := filepath.Join(t.TempDir(), "doc.json")
+	if err := os.WriteFile(doc, []byte("{\"title\": \"Launch\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SYNCGATE_URL": n.URL, "SYNCGATE_PUBLISH_KEY": wstest.Key}
+	code, stdout, stderr := cli(t, env, "", "--project", "p1", "--collection", "rows", "--type", "document:updated",
+		"--id", "e1", "--document", "@"+doc, "--old-document", `{"title":"Draft"}`, "--actor", "user-42")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	ev := c.Events(1)[0]
+	if strings.TrimSpace(stdout) != ev.Offset || ev.Type != "document:updated" || ev.DocumentID != "e1" ||
+		string(ev.Document) != `{"title":"Launch"}` || string(ev.OldDocument) != `{"title":"Draft"}` || ev.Actor != "user-42" {
+		t.Errorf("stdout %q, delivered %+v", stdout, ev)
+	}
+
+	// An invalid event is refused before sending, with the gateway's words.
+	code, _, stderr = cli(t, env, "", "--project", "p1", "--collection", "rows", "--type", "Updated")
+	if code != exitInvalid || !strings.Contains(stderr, `type "Updated" must match [a-z_:.]{1,64}`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, env, "", "--project", "p1", "--collection", "rows", "--type", "insert", "--document", "{oops")
+	if code != exitInvalid || !strings.Contains(stderr, "document is not valid JSON") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestExitStatuses(t *testing.T) {
+	n, c := startNode(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	ok := `{"type":"insert","collection":"rows","documentId":"1"}` + "\n"
+
+	code, _, stderr := cli(t, nil, ok, "--url", n.URL, "--key", "wrong", "--project", "p1")
+	if code != exitRefused || !strings.Contains(stderr, "401 unauthorized") || !strings.Contains(stderr, "lines 1-1") {
+		t.Errorf("wrong key: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, nil, ok, "--url", dead, "--key", "k", "--project", "p1", "--retries", "1")
+	if code != exitUnavailable || !strings.Contains(stderr, "trying again is safe") {
+		t.Errorf("unreachable: exit %d, stderr %q", code, stderr)
+	}
+
+	// Line 3 is invalid: lines 1 and 2 are published, nothing after.
+	in := ok + "\n" + `{"type":"insert","collection":"rows","docId":"x"}` + "\n" + ok
+	code, _, stderr = cli(t, nil, in, "--url", n.URL, "--key", wstest.Key, "--project", "p1", "--quiet")
+	if code != exitInvalid || !strings.Contains(stderr, `line 3: invalid event: json: unknown field "docId"`) ||
+		!strings.Contains(stderr, "1 events before it were published") {
+		t.Errorf("invalid line: exit %d, stderr %q", code, stderr)
+	}
+	if evs := c.Events(1); evs[0].DocumentID != "1" {
+		t.Errorf("delivered %+v", evs[0])
+	}
+	long := strings.Repeat(" ", maxLine+1) + "\n"
+	code, _, stderr = cli(t, nil, ok+long, "--url", n.URL, "--key", wstest.Key, "--project", "p1", "--quiet")
+	if code != exitInvalid || !strings.Contains(stderr, "line 2: longer than 1048576 bytes") {
+		t.Errorf("long line: exit %d, stderr %q", code, stderr)
+	}
+	c.Events(1)
+}
+
+// The built binary streams 10,000 JSON lines from a pipe; a subscribed
+// client receives all of them, in order.
+func TestBinaryPipesTenThousandLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	n, c := startNode(t)
+	bin := filepath.Join(t.TempDir(), "publisher")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	const total = 10000
+	var in bytes.Buffer
+	for i := range total {
+		fmt.Fprintf(&in, `{"type":"insert","collection":"rows","documentId":"r%d","document":{"seq":%d}}`+"\n", i, i)
+	}
+	cmd := exec.Command(bin, "--project", "p1", "--offsets", "--progress", "1ms")
+	cmd.Env = append(os.Environ(), "SYNCGATE_URL="+n.URL, "SYNCGATE_PUBLISH_KEY="+wstest.Key)
+	stdinPipe, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = in.WriteTo(stdinPipe)
+		stdinPipe.Close()
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("publisher: %v\n%s", err, stderr.String())
+	}
+	got := c.Events(total)
+	offsets := strings.Fields(stdout.String())
+	if len(offsets) != total {
+		t.Fatalf("%d offsets printed, want %d", len(offsets), total)
+	}
+	for i, ev := range got {
+		var d struct{ Seq int }
+		if err := json.Unmarshal(ev.Document, &d); err != nil || d.Seq != i || ev.Offset != offsets[i] {
+			t.Fatalf("event %d: %s offset %s (printed %s)", i, ev.Document, ev.Offset, offsets[i])
+		}
+	}
+	if !strings.Contains(stderr.String(), "published 10000 events in") {
+		t.Errorf("no summary on stderr: %q", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "events published, ") {
+		t.Errorf("no progress line on stderr: %q", stderr.String())
+	}
+}
