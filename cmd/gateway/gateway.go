@@ -40,7 +40,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	m := metrics.New()
 	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("SYNCGATE_JWT_SECRET/SYNCGATE_JWKS_URL: %w", err)
 	}
 	g.bp, err = newBackplane(ctx, cfg, log, m)
 	if err != nil {
