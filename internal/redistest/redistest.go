@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,10 +56,21 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 // URL is redis://host:port.
 func (s *Server) URL() string { return "redis://" + s.Addr() }
 
-// Start starts a standalone redis-server on a free port.
+// Start starts a standalone redis-server on a free port, keeping data in
+// memory only: Kill and Restart lose it.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := newServer(t, freePort(t, false), nil)
+	s.start()
+	return s
+}
+
+// StartPersistent starts a standalone redis-server that writes every
+// change to an append-only file (fsync always), so Kill and Restart keep
+// the data.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	s := newServer(t, freePort(t, false), []string{"--appendonly", "yes", "--appendfsync", "always"})
 	s.start()
 	return s
 }
@@ -70,8 +82,11 @@ func newServer(t testing.TB, port int, extra []string) *Server {
 func (s *Server) start() {
 	s.t.Helper()
 	args := []string{
-		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "",
 		"--dir", s.dir, "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no",
+	}
+	if !slices.Contains(s.extra, "--appendonly") {
+		args = append(args, "--appendonly", "no")
 	}
 	args = append(args, s.extra...)
 	cmd := exec.Command(s.bin, args...)
@@ -126,7 +141,8 @@ func (s *Server) kill() {
 	<-waitErr
 }
 
-// Restart starts the server again on the same port, empty.
+// Restart starts the server again on the same port: empty, unless it was
+// started with StartPersistent.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.start()
