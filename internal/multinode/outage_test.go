@@ -152,4 +152,3 @@ func TestRedisOutage(t *testing.T) {
 		})
 	}
 }
-
