@@ -109,6 +109,14 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// Export every known label value from the start, so rate() and alerts
+	// see a zero before the first increment.
+	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
+		m.EventsDropped.WithLabelValues(r)
+	}
+	for _, r := range []string{"missing", "malformed", "signature", "expired", "unknown_key", "claims", "publish_key", "publish_key_missing"} {
+		m.AuthFailures.WithLabelValues(r)
+	}
 	return m
 }
 
