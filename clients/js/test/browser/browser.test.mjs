@@ -49,7 +49,7 @@ async function buildPages() {
     define: { 'process.env.NODE_ENV': '"development"' },
     logLevel: 'warning',
   });
-  const html = (script, body) => `<!doctype html><meta charset="utf-8"><title>${script}</title><body>${body}<script type="module" src="${script}"></script>`;
+  const html = (script, body) => `<!doctype html><meta charset="utf-8"><title>${script}</title><link rel="icon" href="data:,"><body>${body}<script type="module" src="${script}"></script>`;
   writeFileSync(join(out, 'cache.html'), html('cache-page.js', '<ul id="docs"></ul>'));
   writeFileSync(join(out, 'react.html'), html('react-page.js', '<div id="root"></div>'));
   return out;
@@ -135,6 +135,13 @@ after(async () => {
   if (pagesDir) rmSync(pagesDir, { recursive: true, force: true });
 });
 
+/** A new page, closed after the test whatever its outcome. */
+async function newPage(t) {
+  const page = await context.newPage();
+  t.after(() => page.close().catch(() => {}));
+  return page;
+}
+
 function watchErrors(page) {
   const errors = [];
   page.on('pageerror', (err) => errors.push(String(err)));
@@ -145,8 +152,8 @@ function watchErrors(page) {
 }
 
 describe('demo page', () => {
-  it('connects with the printed token, subscribes to demo/* and shows events live', async () => {
-    const page = await context.newPage();
+  it('connects with the printed token, subscribes to demo/* and shows events live', async (t) => {
+    const page = await newPage(t);
     const errors = watchErrors(page);
     await page.goto(`${gw.base}/#token=${token}`);
     await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
@@ -174,8 +181,8 @@ describe('demo page', () => {
     await page.close();
   });
 
-  it('asks for a token when the fragment has none', async () => {
-    const page = await context.newPage();
+  it('asks for a token when the fragment has none', async (t) => {
+    const page = await newPage(t);
     await page.goto(`${gw.base}/`);
     await page.waitForSelector('#no-token:not([hidden])');
     assert.equal(await page.getAttribute('#status', 'data-state'), 'closed');
@@ -189,8 +196,8 @@ describe('IndexedDB cache', () => {
   const docsOf = (page) => page.evaluate(() => window.__docs().then((ds) => Object.fromEntries(ds.map((d) => [d.id, d.document]))));
   let lastOffset;
 
-  it('applies each batch in one transaction and keeps documents', async () => {
-    const page = await context.newPage();
+  it('applies each batch in one transaction and keeps documents', async (t) => {
+    const page = await newPage(t);
     const errors = watchErrors(page);
     await page.goto(url());
     await page.waitForFunction(() => window.__state?.subscribed.length === 1, null, { timeout: 10_000 });
@@ -214,12 +221,12 @@ describe('IndexedDB cache', () => {
     await page.close(); // the "tab" goes away
   });
 
-  it('after a reload, shows the cached documents and resumes from the stored offset', async () => {
+  it('after a reload, shows the cached documents and resumes from the stored offset', async (t) => {
     // Published while no page is open.
     await publish(docEvent('shop', 'orders', 'o5', { total: 50 }, 'document:created'));
     await publish(docEvent('shop', 'orders', 'o1', { total: 11 }, 'document:updated'));
 
-    const page = await context.newPage();
+    const page = await newPage(t);
     const errors = watchErrors(page);
     await page.goto(url());
     await page.waitForFunction(() => window.__state?.events.length === 2, null, { timeout: 10_000 });
@@ -240,8 +247,8 @@ describe('IndexedDB cache', () => {
     await page.close();
   });
 
-  it('goes offline and back online, then resumes', async () => {
-    const page = await context.newPage();
+  it('goes offline and back online, then resumes', async (t) => {
+    const page = await newPage(t);
     await page.goto(url());
     await page.waitForFunction(() => window.__state?.subscribed.length === 1, null, { timeout: 10_000 });
     await context.setOffline(true);
@@ -258,8 +265,8 @@ describe('IndexedDB cache', () => {
 });
 
 describe('React hooks', () => {
-  it('subscribe once, survive re-renders, switch collections cleanly and clean up on unmount', async () => {
-    const page = await context.newPage();
+  it('subscribe once, survive re-renders, switch collections cleanly and clean up on unmount', async (t) => {
+    const page = await newPage(t);
     const errors = watchErrors(page);
     await page.goto(`${pagesBase}/react.html#gateway=${gw.base}&token=${token}&project=app`);
     await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
