@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/syncgate/syncgate"
@@ -55,6 +56,7 @@ func Handler(cfg Config) http.Handler {
 	}
 	s := &srv{cfg: cfg}
 	r := chi.NewRouter()
+	r.Use(middleware.RequestID)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -153,7 +155,7 @@ func (s *srv) publish(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Metrics != nil {
 			s.cfg.Metrics.BackplanePublishErrs.Inc()
 		}
-		s.cfg.Logger.Warn("publish failed", "events", len(events), "err", err)
+		s.cfg.Logger.Warn("publish failed", "request_id", middleware.GetReqID(r.Context()), "events", len(events), "err", err)
 		if errors.Is(err, backplane.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
 			w.Header().Set("Retry-After", "1")
 			s.fail(w, http.StatusServiceUnavailable, "unavailable", "backplane unavailable; nothing was published")
