@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -34,24 +33,21 @@ import (
 // retries a request on a reused keep-alive connection that the server had
 // closed before reading anything, which is likewise safe.
 type httpTransport struct {
-	endpoint   string
-	auth       string
-	userAgent  string
-	client     *http.Client
-	ownClient  bool
-	maxRetries int
-	base, max  time.Duration
+	endpoint  string
+	auth      string
+	userAgent string
+	client    *http.Client
+	ownClient bool
+	retry     retryPolicy
 }
 
 func newHTTPTransport(cfg Config) (*httpTransport, error) {
 	t := &httpTransport{
-		endpoint:   strings.TrimRight(cfg.URL, "/") + "/v1/publish",
-		auth:       "Bearer " + cfg.Key,
-		userAgent:  cfg.UserAgent,
-		client:     cfg.HTTPClient,
-		maxRetries: cfg.MaxRetries,
-		base:       cfg.RetryBase,
-		max:        cfg.RetryMax,
+		endpoint:  strings.TrimRight(cfg.URL, "/") + "/v1/publish",
+		auth:      "Bearer " + cfg.Key,
+		userAgent: cfg.UserAgent,
+		client:    cfg.HTTPClient,
+		retry:     newRetry(cfg.MaxRetries, cfg.RetryBase, cfg.RetryMax),
 	}
 	if t.userAgent == "" {
 		t.userAgent = "syncgate-publisher-go"
@@ -69,21 +65,6 @@ func newHTTPTransport(cfg Config) (*httpTransport, error) {
 		}}
 		t.ownClient = true
 	}
-	if t.maxRetries == 0 {
-		t.maxRetries = 4
-	}
-	if t.maxRetries < 0 {
-		t.maxRetries = 0
-	}
-	if t.base == 0 {
-		t.base = 100 * time.Millisecond
-	}
-	if t.max == 0 {
-		t.max = 2 * time.Second
-	}
-	if t.max < t.base {
-		t.max = t.base
-	}
 	return t, nil
 }
 
@@ -96,38 +77,9 @@ func (t *httpTransport) close() error {
 
 func (t *httpTransport) send(ctx context.Context, batch []encoded) ([]string, error) {
 	body := bodyOf(batch)
-	for attempt := 0; ; attempt++ {
-		offsets, retryAfter, err := t.post(ctx, body, len(batch))
-		if err == nil {
-			return offsets, nil
-		}
-		if retryAfter < 0 || attempt >= t.maxRetries {
-			return nil, err
-		}
-		wait := backoff(t.base, t.max, attempt)
-		if retryAfter > wait {
-			wait = min(retryAfter, t.max)
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, withCause(err, ctx.Err())
-		case <-timer.C:
-		}
-	}
-}
-
-// backoff is the wait before retry number attempt+1: base·2^attempt capped
-// at max, drawn uniformly from its upper half so that many publishers
-// restarted together do not retry in step.
-func backoff(base, max time.Duration, attempt int) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d/2 + rand.N(d/2+1)
+	return t.retry.do(ctx, func() ([]string, time.Duration, error) {
+		return t.post(ctx, body, len(batch))
+	})
 }
 
 // post makes one attempt. retryAfter is negative when the request must not

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -188,5 +191,40 @@ func TestBinaryPipesTenThousandLines(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "events published, ") {
 		t.Errorf("no progress line on stderr: %q", stderr.String())
+	}
+}
+
+// The same lines over --redis reach a subscriber of a gateway on that Redis.
+func TestRedisTransport(t *testing.T) {
+	srv := redistest.Start(t)
+	bp, err := backplane.NewRedis(backplane.RedisConfig{URL: srv.URL(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := wstest.StartNode(t, wstest.NodeConfig{Backplane: bp})
+	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: wstest.Token(t, "u1", time.Hour, []string{"p1"}, nil, nil)})
+	c.Subscribe("s1", "p1", "rows", "")
+	var in strings.Builder
+	for i := range 1500 {
+		fmt.Fprintf(&in, `{"type":"insert","collection":"rows","documentId":"r%d"}`+"\n", i)
+	}
+	code, stdout, stderr := cli(t, map[string]string{"SYNCGATE_REDIS_URL": srv.URL()}, in.String(), "--project", "p1", "--offsets", "--batch", "1000")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	offsets := strings.Fields(stdout)
+	for i, ev := range c.Events(1500) {
+		if ev.DocumentID != fmt.Sprintf("r%d", i) || ev.Offset != offsets[i] {
+			t.Fatalf("event %d: %s at %s (printed %s)", i, ev.DocumentID, ev.Offset, offsets[i])
+		}
+	}
+	srv.Kill()
+	code, _, stderr = cli(t, nil, in.String(), "--redis", srv.URL(), "--project", "p1", "--retries", "1")
+	if code != exitUnavailable || !strings.Contains(stderr, "lines 1-") {
+		t.Errorf("Redis down: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cli(t, nil, "", "--redis", "http://x")
+	if code != exitUsage || !strings.Contains(stderr, "scheme") {
+		t.Errorf("bad Redis URL: exit %d, stderr %q", code, stderr)
 	}
 }
