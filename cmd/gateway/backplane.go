@@ -31,5 +31,10 @@ func newBackplane(ctx context.Context, cfg *config, log *slog.Logger, m *metrics
 
 // devHandlers are served only by a development node: the demo page at "/".
 func devHandlers() map[string]http.Handler {
-	return map[string]http.Handler{"/": demo.Handler(), "/*": demo.Handler()}
+	return map[string]http.Handler{
+		"/":  demo.Handler(),
+		"/*": demo.Handler(),
+		// Browsers ask for it on every page; answer "none" instead of 404.
+		"/favicon.ico": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }),
+	}
 }
