@@ -12,13 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
-import { startGateway, waitFor, docEvent, freePort, REPO_ROOT } from '../support/gateway.mjs';
+import { startGateway, waitFor, docEvent, freePort } from '../support/gateway.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PKG = resolve(here, '../..');
 const RESULTS = join(PKG, 'test-results');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const DEMO_STATIC = join(REPO_ROOT, 'internal/demo/static');
 
 const CONTENT_TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 const typeOf = (f) => CONTENT_TYPES[f.slice(f.lastIndexOf('.'))] ?? 'application/octet-stream';
@@ -29,7 +28,6 @@ let publishKey;
 let context;
 let userDataDir;
 let pagesDir;
-let demoServedByGateway = false;
 let pagesServer;
 let pagesBase;
 
@@ -87,9 +85,9 @@ before(async () => {
   publishKey = /Bearer (dev-[\w-]+)/.exec(printed)[1];
   mkdirSync(RESULTS, { recursive: true });
 
+  // The development node serves the demo page (internal/demo) at /.
   const res = await fetch(`${gw.base}/`);
-  const body = await res.text();
-  demoServedByGateway = res.ok && body.includes('src="app.js"');
+  assert.ok(res.ok && (await res.text()).includes('src="app.js"'), `GET / on a development gateway: ${res.status}, not the demo page`);
   const args = [
     '--headless',
     '--no-sandbox',
@@ -100,11 +98,6 @@ before(async () => {
     '--disable-component-update',
     '--disable-sync',
   ];
-  if (!demoServedByGateway) {
-    // A page fulfilled by the test has no address of its own, and Chromium's
-    // local network access checks would block its WebSocket to 127.0.0.1.
-    args.push('--disable-features=LocalNetworkAccessChecks');
-  }
   userDataDir = mkdtempSync(join(tmpdir(), 'syncgate-chromium-'));
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -112,19 +105,6 @@ before(async () => {
     viewport: { width: 1280, height: 800 },
     args,
   });
-  if (!demoServedByGateway) {
-    // The gateway does not mount internal/demo (yet): serve the same embedded
-    // files on its origin so the page still talks to the real gateway.
-    console.log(`# note: GET / answered ${res.status}; the demo page is served by the test, not the gateway`);
-    await context.route(
-      (url) => url.origin === gw.base && ['/', '/app.js', '/style.css'].includes(url.pathname),
-      (route) => {
-        const path = new URL(route.request().url()).pathname;
-        const file = join(DEMO_STATIC, path === '/' ? 'index.html' : path.slice(1));
-        return route.fulfill({ status: 200, contentType: typeOf(file), body: readFileSync(file) });
-      },
-    );
-  }
 });
 
 after(async () => {
