@@ -120,9 +120,9 @@ func publishLines(ctx context.Context, cfg *config, p *publisher.Publisher, in i
 		offsets, err := p.Publish(rctx, evs...)
 		cancel()
 		if err != nil {
-			what := fmt.Sprintf("the batch of lines %d-%d (%d events)", batch[0].n, batch[len(batch)-1].n, len(batch))
+			what := fmt.Sprintf("the batch of lines %d-%d (%s)", batch[0].n, batch[len(batch)-1].n, events(len(batch)))
 			code := failed(ctx, stderr, err, what)
-			fmt.Fprintf(stderr, "publisher: %d events before line %d were published\n", published, batch[0].n)
+			fmt.Fprintf(stderr, "publisher: %s before line %d published\n", events(published), batch[0].n)
 			return code
 		}
 		published += len(batch)
@@ -169,10 +169,10 @@ func publishLines(ctx context.Context, cfg *config, p *publisher.Publisher, in i
 			}
 		case <-tick:
 			elapsed := time.Since(start)
-			fmt.Fprintf(stderr, "publisher: %d events published, %d lines read, %s, %.0f events/s\n",
-				published, lastLine, elapsed.Round(time.Second), float64(published)/elapsed.Seconds())
+			fmt.Fprintf(stderr, "publisher: %s published, %d lines read, %s, %.0f events/s\n",
+				events(published), lastLine, elapsed.Round(time.Second), float64(published)/elapsed.Seconds())
 		case <-ctx.Done():
-			fmt.Fprintf(stderr, "publisher: interrupted; %d events were published, up to line %d\n", published, lastPublishedLine(batch, lastLine))
+			fmt.Fprintf(stderr, "publisher: interrupted; %s published, up to line %d\n", events(published), lastPublishedLine(batch, lastLine))
 			return exitInterrupted
 		}
 	}
@@ -180,13 +180,13 @@ func publishLines(ctx context.Context, cfg *config, p *publisher.Publisher, in i
 		return code
 	}
 	if err := <-result; err != nil {
-		fmt.Fprintf(stderr, "publisher: %v\npublisher: %d events before it were published, none from it on\n", err, published)
+		fmt.Fprintf(stderr, "publisher: %v\npublisher: %s before it published, none from it on\n", err, events(published))
 		return exitInvalid
 	}
 	if !cfg.Quiet {
 		elapsed := time.Since(start)
-		fmt.Fprintf(stderr, "publisher: published %d events in %s (%.0f events/s)\n",
-			published, elapsed.Round(time.Millisecond), float64(published)/max(elapsed.Seconds(), 1e-9))
+		fmt.Fprintf(stderr, "publisher: published %s in %s (%.0f events/s)\n",
+			events(published), elapsed.Round(time.Millisecond), float64(published)/max(elapsed.Seconds(), 1e-9))
 	}
 	return exitOK
 }
@@ -197,6 +197,14 @@ func lastPublishedLine(pending []line, lastRead int) int {
 		return pending[0].n - 1
 	}
 	return lastRead
+}
+
+// events formats a count: "1 event", "3 events".
+func events(n int) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
 }
 
 // trimJSON drops surrounding whitespace from a document; empty means none.

@@ -126,7 +126,7 @@ func TestExitStatuses(t *testing.T) {
 	in := ok + "\n" + `{"type":"insert","collection":"rows","docId":"x"}` + "\n" + ok
 	code, _, stderr = cli(t, nil, in, "--url", n.URL, "--key", wstest.Key, "--project", "p1", "--quiet")
 	if code != exitInvalid || !strings.Contains(stderr, `line 3: invalid event: json: unknown field "docId"`) ||
-		!strings.Contains(stderr, "1 events before it were published") {
+		!strings.Contains(stderr, "1 event before it published") {
 		t.Errorf("invalid line: exit %d, stderr %q", code, stderr)
 	}
 	if evs := c.Events(1); evs[0].DocumentID != "1" {
