@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate/internal/wstest"
+)
+
+// TestRunAgainstGateway drives an in-process gateway end to end, over two
+// loopback source addresses, in each publishing mode that needs no Redis,
+// and checks the counts: every connection live, every published event
+// delivered exactly once and in order to each of its subscribers.
+func TestRunAgainstGateway(t *testing.T) {
+	for _, mode := range []string{"http", "http-batch"} {
+		t.Run(mode, func(t *testing.T) {
+			node := wstest.StartNode(t, wstest.NodeConfig{})
+			out := filepath.Join(t.TempDir(), "report.json")
+			const conns, subs, collections = 30, 2, 5
+			args := []string{
+				"-url", node.URL, "-secret", wstest.Secret, "-key", wstest.Key,
+				"-conns", strconv.Itoa(conns), "-subs", strconv.Itoa(subs), "-collections", strconv.Itoa(collections),
+				"-source-ips", "2", "-rate", "400", "-duration", "1s", "-publish", mode, "-batch", "7",
+				"-publishers", "2", "-size", "300", "-settle", "0", "-progress", "0", "-drain", "10s",
+				"-json", out, "-label", "e2e",
+			}
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+			defer cancel()
+			if err := run(ctx, args, &stdout, &stderr); err != nil {
+				t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep Report
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			c, d, p := rep.Connections, rep.Delivery, rep.Publish
+			if c.Established != conns || c.Failed != 0 || c.DroppedDuringRun != 0 {
+				t.Fatalf("connections %+v", c)
+			}
+			if p.Events < 200 || p.Failed != 0 || p.Uncertain != 0 {
+				t.Fatalf("published %+v", p)
+			}
+			// Each of the 5 streams has conns*subs/collections = 12
+			// subscribers, and the publisher spreads events evenly over
+			// the streams: expected is exactly 12 × published.
+			if want := uint64(p.Events) * conns * subs / collections; d.Expected != want || d.Received != want {
+				t.Fatalf("expected %d received %d, want both %d", d.Expected, d.Received, want)
+			}
+			if d.Missing != 0 || d.Reordered != 0 || d.Duplicates != 0 || d.Unexpected != 0 || d.ProtocolErrors != 0 {
+				t.Fatalf("delivery anomalies: %+v", d)
+			}
+			if rep.Latency.Count != d.Received || rep.Latency.P99 <= 0 || rep.Latency.Max > 5000 {
+				t.Fatalf("latency %+v", rep.Latency)
+			}
+			if len(rep.Problems) != 0 {
+				t.Fatalf("problems %v", rep.Problems)
+			}
+			if !strings.Contains(stdout.String(), "clean: no loss") {
+				t.Fatalf("table does not say the run was clean:\n%s", stdout.String())
+			}
+		})
+	}
+}
+
+// TestRunReportsFailedConnections checks that refused connections make a
+// run fail, with the count in the report.
+func TestRunReportsFailedConnections(t *testing.T) {
+	node := wstest.StartNode(t, wstest.NodeConfig{})
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{
+		"-url", node.URL, "-secret", "not-the-secret", "-conns", "3", "-duration", "0",
+		"-settle", "0", "-progress", "0",
+	}, &stdout, &stderr)
+	if err != errAnomaly {
+		t.Fatalf("run with a wrong secret: %v, want errAnomaly\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "NOT CLEAN: 3 connections failed") {
+		t.Fatalf("report:\n%s", stdout.String())
+	}
+}
+
+// TestHandleFrame feeds frames as the gateway writes them: a batch with a
+// gap, and foreign frames.
+func TestHandleFrame(t *testing.T) {
+	r := &runner{}
+	c := &client{subs: []*clientSub{{project: "lg0", collection: "c1"}}}
+	now := time.Now()
+	ev := func(seq int) string {
+		return `{"type":"document:updated","project":"lg0","collection":"c1","documentId":"d","document":{"seq":` +
+			strconv.Itoa(seq) + `,"t":` + strconv.FormatInt(now.Add(-5*time.Millisecond).UnixNano(), 10) +
+			`,"pad":"xx"},"timestamp":"2026-11-22T10:00:00Z","offset":"e-` + strconv.Itoa(seq) + `"}`
+	}
+	frame := `{"op":"events","project":"lg0","collection":"c1","events":[` + ev(1) + `,` + ev(2) + `,` + ev(4) + `]}`
+	n, err := r.handleFrame(c, []byte(frame), now)
+	if err != nil || n != 3 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	if res := c.subs[0].seq.Result(4); res.Missing != 1 || res.Received != 3 {
+		t.Fatalf("result %+v, want 1 missing of 4", res)
+	}
+	if s := r.latency.Snapshot(); s.Count() != 3 || s.Quantile(.5) < 5000 || s.Quantile(.5) > 5100 {
+		t.Fatalf("latency count %d p50 %d µs, want 3 at 5 ms", s.Count(), s.Quantile(.5))
+	}
+	for _, bad := range []string{
+		`{"op":"events","project":"lg0","collection":"other","events":[` + ev(5) + `]}`,
+		`{"op":"error","code":"internal","message":"x"}`,
+		`not json`,
+	} {
+		if _, err := r.handleFrame(c, []byte(bad), now); err == nil {
+			t.Errorf("frame %.60s accepted", bad)
+		}
+	}
+	if _, err := r.handleFrame(c, []byte(`{"op":"pong"}`), now); err != nil {
+		t.Errorf("pong: %v", err)
+	}
+}
