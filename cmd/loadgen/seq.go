@@ -17,7 +17,7 @@ type SeqChecker struct {
 	reordered  uint64 // arrived after a higher number, filling a gap
 	duplicates uint64 // a number seen before
 	overflow   bool
-	untracked  uint64 // events in gaps past maxHoles, not yet arrived late
+	untracked  uint64     // events in gaps past maxHoles, not yet arrived late
 	holes      []seqRange // gaps not filled yet, ascending
 }
 
