@@ -18,6 +18,7 @@ import (
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/server"
+	"github.com/syncgate/syncgate/internal/socketio"
 )
 
 // gateway is a running node: its listeners, hub and backplane.
@@ -26,6 +27,7 @@ type gateway struct {
 	log     *slog.Logger
 	bp      backplane.Backplane
 	hub     *hub.Hub
+	sio     *socketio.Server
 	ln      net.Listener
 	srv     *http.Server
 	metrics *http.Server
@@ -61,7 +63,18 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	if err != nil {
 		return nil, err
 	}
-	if err := g.hub.Start(ctx); err != nil {
+	g.sio, err = socketio.New(socketio.Config{
+		Verifier:       verifier,
+		MaxConnections: cfg.MaxConnections,
+		OriginPatterns: cfg.AllowedOrigins,
+		Logger:         log,
+		Metrics:        m,
+	}, g.bp)
+	if err != nil {
+		return nil, err
+	}
+	// One backplane feeds both client protocols.
+	if err := g.bp.Start(ctx, backplane.Fanout(g.hub, g.sio)); err != nil {
 		return nil, fmt.Errorf("starting backplane: %w", err)
 	}
 	ready := func() error { return nil }
@@ -79,6 +92,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	}
 	handler := server.Handler(server.Config{
 		Hub:             g.hub,
+		SocketIO:        g.sio,
 		Publisher:       g.bp,
 		Ready:           ready,
 		Keys:            auth.ParseKeys(cfg.PublishKeys),
@@ -144,13 +158,14 @@ func (g *gateway) wait(ctx context.Context) error {
 	g.log.Info("draining", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
 	dctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()
-	drained := make(chan error, 1)
+	drained := make(chan error, 2)
 	go func() { drained <- g.hub.Drain(dctx, g.cfg.ShutdownGrace) }()
+	go func() { drained <- g.sio.Drain(dctx, g.cfg.ShutdownGrace) }()
 	// Stop accepting; in-flight publish requests finish.
 	if err := g.srv.Shutdown(dctx); err != nil {
 		g.log.Warn("http shutdown", "err", err)
 	}
-	if err := <-drained; err != nil {
+	if err := errors.Join(<-drained, <-drained); err != nil {
 		g.log.Warn("drain cut short", "err", err)
 	}
 	if g.metrics != nil {

@@ -35,7 +35,10 @@ type Publisher interface {
 
 // Config is what the HTTP surface serves.
 type Config struct {
-	Hub       *hub.Hub
+	Hub *hub.Hub
+	// SocketIO, when set, serves the Socket.IO-compatible endpoint at
+	// /socket.io/ (internal/socketio).
+	SocketIO  http.Handler
 	Publisher Publisher
 	// Ready reports backplane readiness; nil means always ready.
 	Ready func() error
@@ -63,6 +66,9 @@ func Handler(cfg Config) http.Handler {
 	})
 	r.Get("/readyz", s.readyz)
 	r.Get("/v1/ws", cfg.Hub.ServeHTTP)
+	if cfg.SocketIO != nil {
+		r.Handle("/socket.io/*", cfg.SocketIO)
+	}
 	r.Post("/v1/publish", s.publish)
 	if cfg.Metrics != nil && !cfg.MetricsSeparate {
 		r.Handle("/metrics", MetricsHandler(cfg.Metrics))

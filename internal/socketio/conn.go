@@ -1,0 +1,532 @@
+package socketio
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/metrics"
+)
+
+// closeCode is a WebSocket close status; the same values as /v1/ws.
+type closeCode websocket.StatusCode
+
+const (
+	closeNormal         closeCode = 1000
+	closeUnauthorized   closeCode = 4001 // no successful CONNECT in time
+	closeForbidden      closeCode = 4003 // a refreshed token is for another user
+	closeSlowConsumer   closeCode = 4008 // queue overflowed; the client reconnects and recovers
+	closeTokenExpired   closeCode = 4009 // the client reconnects with a fresh token
+	closeProtocolError  closeCode = 4400 // not Engine.IO / Socket.IO
+	closeServiceRestart closeCode = 1012 // draining, or a stream lost events
+	closeTryAgainLater  closeCode = 1013 // node full
+)
+
+// Error codes of failed acks and `error` events, as in /v1/ws.
+const (
+	codeBadRequest    = "bad_request"
+	codeForbidden     = "forbidden"
+	codeNotFound      = "not_found"
+	codeLimitExceeded = "limit_exceeded"
+	codeUnauthorized  = "unauthorized"
+	codeInternal      = "internal"
+)
+
+type subState uint8
+
+const (
+	subReplaying subState = iota // history being read; live events go to pending
+	subLive                      // live events go to the queue
+	subEnded                     // left, or connection gone
+)
+
+// subscription is one joined project or subscribed collection.
+type subscription struct {
+	conn *conn
+	key  subKey
+
+	// Guarded by conn.mu.
+	state   subState
+	last    backplane.Offset // newest offset queued to the client
+	pending []*message       // live events that arrived during replay
+}
+
+// stateOp changes the writer's recovery state at its place in the queue.
+type stateOp uint8
+
+const (
+	opNone stateOp = iota
+	opSet
+	opRemove
+)
+
+// item is one queued outbound thing: an event of a subscription, a ready
+// frame, or a recovery-state change (possibly with a frame that carries the
+// new state as its last argument).
+type item struct {
+	sub       *subscription
+	msg       *message
+	frame     []byte
+	withState bool // frame is an unclosed event array: append the state
+	op        stateOp
+	key       subKey
+	off       backplane.Offset
+}
+
+// conn is one Engine.IO connection with at most one Socket.IO socket (the
+// namespace "/"). The reader goroutine (the HTTP handler) owns the socket's
+// session; the writer goroutine owns every socket write and the recovery
+// state it hands out.
+type conn struct {
+	s        *Server
+	sid      string
+	ws       *websocket.Conn
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wake     chan struct{} // capacity 1
+	writer   sync.WaitGroup
+	token    string // from the upgrade request, used when CONNECT has none
+	lastPong atomic.Int64
+	joined   atomic.Bool // a Socket.IO CONNECT succeeded
+
+	// Reader-owned.
+	skipBinary int
+
+	mu          sync.Mutex
+	claims      *auth.Claims
+	subs        map[subKey]*subscription
+	queue       []item
+	queued      int
+	closeCode   closeCode
+	closeReason string
+	closeFlush  bool
+	expiry      *time.Timer
+
+	// Writer-owned.
+	spare   []item
+	written map[subKey]backplane.Offset
+	keys    []subKey // written's keys, sorted
+	buf     []byte
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// itemOverhead approximates the state string appended to an event.
+const itemOverhead = 64
+
+// deliver queues a live event for sub. It never blocks.
+func (c *conn) deliver(sub *subscription, m *message) {
+	c.mu.Lock()
+	if c.closeCode != 0 || sub.state == subEnded {
+		c.mu.Unlock()
+		c.s.dropped(metrics.DropClosing)
+		return
+	}
+	if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
+		c.mu.Unlock()
+		c.s.dropped(metrics.DropAudience)
+		return
+	}
+	if sub.state == subReplaying {
+		if len(sub.pending) >= c.s.cfg.MaxPendingEvents {
+			c.failSlowLocked()
+		} else {
+			sub.pending = append(sub.pending, m)
+		}
+		c.mu.Unlock()
+		return
+	}
+	ok := c.queueEventLocked(sub, m)
+	c.mu.Unlock()
+	if ok {
+		c.signal()
+	}
+}
+
+// queueEventLocked appends m unless the subscription already has it. An
+// offset of another epoch means the stream lost its data: Socket.IO cannot
+// say so on a live socket, so the connection is closed and the client's
+// recovery attempt reports recovered=false. c.mu held.
+func (c *conn) queueEventLocked(sub *subscription, m *message) bool {
+	if m.off.Epoch != sub.last.Epoch {
+		c.closeLocked(closeServiceRestart, "stream lost events, reconnect", true)
+		return false
+	}
+	if !sub.last.Less(m.off) {
+		c.s.dropped(metrics.DropDuplicate)
+		return false
+	}
+	sub.last = m.off
+	return c.queueLocked(item{sub: sub, msg: m}, len(m.data[kindIndex(sub.key.kind)])+itemOverhead)
+}
+
+// queueLocked appends it, or closes the connection with 4008 when the queue
+// would exceed its bound. c.mu held.
+func (c *conn) queueLocked(it item, size int) bool {
+	if c.closeCode != 0 {
+		return false
+	}
+	if c.queued+size > c.s.cfg.MaxQueueBytes {
+		c.failSlowLocked()
+		return false
+	}
+	c.queue = append(c.queue, it)
+	c.queued += size
+	return true
+}
+
+func (c *conn) failSlowLocked() {
+	if c.closeCode != 0 {
+		return
+	}
+	n := 0
+	for _, it := range c.queue {
+		if it.msg != nil {
+			n++
+		}
+	}
+	clear(c.queue)
+	c.queue, c.queued = c.queue[:0], 0
+	c.closeCode, c.closeReason, c.closeFlush = closeSlowConsumer, "slow consumer", false
+	if m := c.s.m; m != nil {
+		m.SlowConsumers.Inc()
+		m.EventsDropped.WithLabelValues(metrics.DropSlowClient).Add(float64(n))
+	}
+	c.log.Warn("closing slow consumer", "code", int(closeSlowConsumer), "dropped_events", n)
+	c.signal()
+}
+
+func (c *conn) closeLocked(code closeCode, reason string, flush bool) {
+	if c.closeCode == 0 {
+		c.closeCode, c.closeReason, c.closeFlush = code, reason, flush
+	}
+	c.signal()
+}
+
+// requestClose asks the writer to close with code, after writing what is
+// queued when flush is set. The first request wins.
+func (c *conn) requestClose(code closeCode, reason string, flush bool) {
+	c.mu.Lock()
+	c.closeLocked(code, reason, flush)
+	c.mu.Unlock()
+}
+
+// send queues a ready frame.
+func (c *conn) send(frame []byte) {
+	c.enqueue(item{frame: frame})
+}
+
+func (c *conn) enqueue(it item) {
+	c.mu.Lock()
+	ok := c.queueLocked(it, len(it.frame)+itemOverhead)
+	c.mu.Unlock()
+	if ok {
+		c.signal()
+	}
+}
+
+// reply answers a client event: an ack when the client asked for one.
+func (c *conn) reply(ackID int64, body any) {
+	if ackID >= 0 {
+		c.send(encodeAck(ackID, body))
+	}
+}
+
+// fail answers a failed client event: a failed ack when the client asked for
+// one, else an `error` event.
+func (c *conn) fail(ackID int64, event, code, msg string) {
+	if ackID >= 0 {
+		c.send(encodeAck(ackID, struct {
+			OK    bool      `json:"ok"`
+			Error errorBody `json:"error"`
+		}{false, errorBody{Code: code, Message: msg}}))
+		return
+	}
+	c.send(encodeEvent(evError, errorBody{Code: code, Message: msg, Event: event}))
+}
+
+// reserve adds a subscription for key in state replaying, or says why not.
+func (c *conn) reserve(key subKey) (sub *subscription, dup bool, code, msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.claims.CanRead(key.stream.Project, key.stream.Collection); err != nil {
+		return nil, false, codeForbidden, err.Error()
+	}
+	if c.subs[key] != nil {
+		return nil, true, "", ""
+	}
+	if len(c.subs) >= c.s.cfg.MaxSubscriptions {
+		return nil, false, codeLimitExceeded, "at most " + strconv.Itoa(c.s.cfg.MaxSubscriptions) + " subscriptions per connection"
+	}
+	sub = &subscription{conn: c, key: key, state: subReplaying}
+	c.subs[key] = sub
+	return sub, false, "", ""
+}
+
+// open indexes a reserved subscription, subscribes the backplane and reads
+// the stream's history after since ("" for none). On error the subscription
+// is gone again.
+func (c *conn) open(sub *subscription, since string) (backplane.History, backplane.Offset, error) {
+	st := sub.key.stream
+	c.s.shard(st).add(sub)
+	if m := c.s.m; m != nil {
+		m.Subscriptions.Inc()
+	}
+	if err := c.s.bp.Subscribe(c.ctx, st); err != nil {
+		c.endSubscription(sub, false)
+		return backplane.History{}, backplane.Offset{}, err
+	}
+	hist, err := c.s.bp.History(c.ctx, st, since)
+	var head backplane.Offset
+	if err == nil {
+		head, err = backplane.ParseOffset(hist.Head)
+	}
+	if err != nil {
+		c.endSubscription(sub, true)
+		return backplane.History{}, backplane.Offset{}, err
+	}
+	return hist, head, nil
+}
+
+// commitLocked makes sub live: it queues the recovery-state entry (with
+// frame, an unclosed event that carries the new state, when not nil), the
+// replayed events after since, and the live events that arrived meanwhile,
+// with no gap and no duplicate at the seam. c.mu held.
+func (c *conn) commitLocked(sub *subscription, hist backplane.History, head, since backplane.Offset, replay bool, frame []byte) bool {
+	if sub.state != subReplaying {
+		return false
+	}
+	start := head
+	if replay {
+		start = since
+	}
+	sub.last = start
+	ok := c.queueLocked(item{frame: frame, withState: frame != nil, op: opSet, key: sub.key, off: start}, len(frame)+itemOverhead)
+	if replay {
+		ki := kindIndex(sub.key.kind)
+		for i := range hist.Events {
+			if !ok {
+				break
+			}
+			ev := &hist.Events[i]
+			if ev.Audience != nil && !ev.Audience.Allows(c.claims.Subject, c.claims.Roles) {
+				continue
+			}
+			m, err := newMessage(ev, sub.key.kind == kindProject, sub.key.kind == kindCollection)
+			if err != nil || !sub.last.Less(m.off) {
+				continue
+			}
+			sub.last = m.off
+			ok = c.queueLocked(item{sub: sub, msg: m}, len(m.data[ki])+itemOverhead)
+		}
+	}
+	if sub.last.Less(head) {
+		sub.last = head
+	}
+	pending := sub.pending
+	sub.pending = nil
+	sub.state = subLive
+	for _, m := range pending {
+		if !ok {
+			break
+		}
+		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
+			continue // covered by replay or before the head
+		}
+		ok = c.queueEventLocked(sub, m)
+	}
+	return ok
+}
+
+// endSubscription removes sub from the connection and the index, and from
+// the backplane when unsubscribe is set (it was subscribed there).
+func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
+	c.mu.Lock()
+	if sub.state == subEnded {
+		c.mu.Unlock()
+		return
+	}
+	sub.state = subEnded
+	sub.pending = nil
+	if c.subs[sub.key] == sub {
+		delete(c.subs, sub.key)
+	}
+	c.mu.Unlock()
+	c.s.shard(sub.key.stream).remove(sub)
+	if m := c.s.m; m != nil {
+		m.Subscriptions.Dec()
+	}
+	if unsubscribe {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.s.bp.Unsubscribe(ctx, sub.key.stream); err != nil {
+			c.log.Warn("backplane unsubscribe failed", "stream", sub.key.stream.String(), "err", err)
+		}
+	}
+}
+
+// endAll ends every subscription (connection teardown).
+func (c *conn) endAll() {
+	c.mu.Lock()
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, sub := range c.subs {
+		subs = append(subs, sub)
+	}
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.endSubscription(sub, true)
+	}
+}
+
+// recover restores the subscriptions a reconnecting client names in its
+// recovery state, replaying what it missed, and reports whether every one
+// could be restored completely. When not, nothing is restored: the client
+// gets a fresh session, as with Socket.IO, and rejoins. The CONNECT frame
+// is queued before the replayed events.
+func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) bool {
+	c.mu.Lock()
+	for k := range state {
+		if c.claims.CanRead(k.stream.Project, k.stream.Collection) != nil {
+			c.mu.Unlock()
+			return false
+		}
+	}
+	c.mu.Unlock()
+	type opened struct {
+		sub   *subscription
+		hist  backplane.History
+		head  backplane.Offset
+		since backplane.Offset
+	}
+	var subs []opened
+	undo := func() {
+		for _, o := range subs {
+			c.endSubscription(o.sub, true)
+		}
+	}
+	for k, since := range state {
+		sub, dup, code, _ := c.reserve(k)
+		if sub == nil || dup || code != "" {
+			undo()
+			return false
+		}
+		hist, head, err := c.open(sub, since.String())
+		if err != nil {
+			c.log.Warn("recovery failed", "stream", k.stream.String(), "err", err)
+			undo()
+			return false
+		}
+		subs = append(subs, opened{sub, hist, head, since})
+		if !hist.Recovered {
+			undo()
+			return false
+		}
+	}
+	c.mu.Lock()
+	ok := c.queueLocked(item{frame: connectFrame}, len(connectFrame))
+	for _, o := range subs {
+		if ok {
+			ok = c.commitLocked(o.sub, o.hist, o.head, o.since, true, nil)
+		}
+	}
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// refresh handles the `auth` event: same user, new expiry and grants;
+// subscriptions the new token no longer allows end.
+func (c *conn) refresh(ackID int64, token string) {
+	claims, err := c.s.cfg.Verifier.Verify(c.ctx, token)
+	if err != nil {
+		c.s.authFailed(err)
+		c.fail(ackID, evAuth, codeUnauthorized, err.Error())
+		return
+	}
+	c.mu.Lock()
+	if claims.Subject != c.claims.Subject {
+		c.mu.Unlock()
+		c.s.authFailed(&auth.TokenError{Reason: auth.ReasonClaims, Err: errors.New("subject changed")})
+		c.fail(ackID, evAuth, codeForbidden, "token is for another user")
+		c.requestClose(closeForbidden, "token is for another user", true)
+		return
+	}
+	c.claims = claims
+	c.expiry.Reset(time.Until(claims.ExpiresAt))
+	var revoked []*subscription
+	for _, sub := range c.subs {
+		if claims.CanRead(sub.key.stream.Project, sub.key.stream.Collection) != nil {
+			revoked = append(revoked, sub)
+		}
+	}
+	c.mu.Unlock()
+	for _, sub := range revoked {
+		c.endSubscription(sub, true)
+		c.leftFrame(sub.key)
+		c.send(encodeEvent(evError, errorBody{Code: codeForbidden, Event: evAuth,
+			Message: "refreshed token no longer grants " + sub.key.stream.String()}))
+	}
+	c.reply(ackID, struct {
+		OK        bool      `json:"ok"`
+		User      string    `json:"user"`
+		ExpiresAt time.Time `json:"expiresAt"`
+	}{true, claims.Subject, claims.ExpiresAt})
+}
+
+// leftFrame queues left-project or unsubscribed, removing key from the
+// recovery state the client holds.
+func (c *conn) leftFrame(key subKey) {
+	var frame []byte
+	if key.kind == kindProject {
+		frame = encodeEventOpen(evLeftProject, roomBody{ProjectID: key.stream.Project, Room: roomOf(key.stream.Project)})
+	} else {
+		frame = encodeEventOpen(evUnsubscribed, collectionBody{Project: key.stream.Project, Collection: key.stream.Collection})
+	}
+	c.enqueue(item{frame: frame, withState: true, op: opRemove, key: key})
+}
+
+type roomBody struct {
+	ProjectID string `json:"projectId"`
+	Room      string `json:"room"`
+}
+
+type collectionBody struct {
+	Project    string `json:"project"`
+	Collection string `json:"collection"`
+}
+
+func (s *Server) dropped(reason string) {
+	if s.m != nil {
+		s.m.EventsDropped.WithLabelValues(reason).Inc()
+	}
+}
+
+func (s *Server) authFailed(err error) {
+	if s.m != nil {
+		r := auth.Reason(err)
+		if r == "" {
+			r = "other"
+		}
+		s.m.AuthFailures.WithLabelValues(r).Inc()
+	}
+}
+
+// validate checks the names of a subscription request.
+func validate(project, collection string) error {
+	return syncgate.ValidateSubscription(project, collection)
+}

@@ -1,0 +1,37 @@
+// Package socketio serves /socket.io/: Engine.IO v4 and Socket.IO v5 over
+// WebSocket, so apps written against socket.io-client (3.x and 4.x) receive
+// syncgate events without changing their code. docs/socketio.md describes
+// the mapping for users.
+//
+// What a socket can do:
+//   - CONNECT on namespace "/" with auth {token} (or the upgrade request's
+//     Authorization header or ?token=); a bad token gets CONNECT_ERROR.
+//   - join-project / leave-project: the project-wide stream (project, "*");
+//     database vocabulary events arrive as `database-change`, every other
+//     type as `project-event`.
+//   - subscribe / unsubscribe {project, collection} with an ack: events
+//     arrive under their own type (document:created, …).
+//   - auth {token}: refresh the token of the live socket.
+//
+// Connection state recovery: every event the server emits carries, as its
+// last argument, the socket's whole session (each subscription with the
+// offset of the last event written on it; see state.go). socket.io-client
+// >= 4.6 hands the last one back with its pid when it reconnects, to any
+// node, which replays from backplane history and answers with the same pid
+// (socket.recovered === true) or, when anything is missing, a fresh session.
+//
+// Design (the same properties as internal/hub):
+//   - The Server is a backplane.Receiver. It encodes an event once per node
+//     and subscription kind, and appends the same bytes to the bounded
+//     queue of every subscribed connection, never blocking.
+//   - Each connection has two goroutines: the reader (the HTTP handler) and
+//     one writer that owns every socket write, the Engine.IO heartbeat and
+//     the recovery state it appends to each event.
+//   - A connection whose queue exceeds Config.MaxQueueBytes is closed with
+//     4008; the client reconnects and recovers. Nothing is skipped silently.
+//   - The subscription index is sharded by stream with copy-on-write
+//     subscriber slices.
+//
+// Lock order (outer first): backplane locks → shard.mu → conn.mu. Nothing is
+// called on the backplane or the socket while shard.mu or conn.mu is held.
+package socketio

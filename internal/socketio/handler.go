@@ -1,0 +1,300 @@
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/backplane"
+)
+
+// Engine.IO's HTTP error answers, which clients report as connect_error.
+const (
+	eioErrTransportUnknown = 0
+	eioErrSessionUnknown   = 1
+	eioErrBadMethod        = 2
+	eioErrBadRequest       = 3
+	eioErrUnsupported      = 5
+)
+
+func engineError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, msg})
+}
+
+// ServeHTTP serves /socket.io/: Engine.IO v4 over WebSocket only. Polling
+// (the transport every other request asks for) gets Engine.IO's
+// "Transport unknown" answer.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch {
+	case q.Get("EIO") != "4":
+		engineError(w, http.StatusBadRequest, eioErrUnsupported, "Unsupported protocol version: syncgate speaks Engine.IO 4 (socket.io-client 3 and 4)")
+		return
+	case q.Get("transport") != "websocket":
+		engineError(w, http.StatusBadRequest, eioErrTransportUnknown, "Transport unknown: syncgate accepts only the websocket transport (set transports: ['websocket'])")
+		return
+	case q.Get("sid") != "":
+		engineError(w, http.StatusBadRequest, eioErrSessionUnknown, "Session ID unknown: syncgate does not upgrade from polling")
+		return
+	case r.Method != http.MethodGet:
+		engineError(w, http.StatusBadRequest, eioErrBadMethod, "Bad handshake method")
+		return
+	case !strings.EqualFold(r.Header.Get("Upgrade"), "websocket"):
+		engineError(w, http.StatusBadRequest, eioErrBadRequest, "Bad request: a WebSocket upgrade is required")
+		return
+	}
+	if s.Draining() {
+		http.Error(w, "node is draining, reconnect to another", http.StatusServiceUnavailable)
+		return
+	}
+	token := bearer(r.Header.Get("Authorization"))
+	if token == "" {
+		token = q.Get("token")
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &conn{
+		s:       s,
+		sid:     randomID(),
+		ws:      ws,
+		ctx:     ctx,
+		cancel:  cancel,
+		wake:    make(chan struct{}, 1),
+		token:   token,
+		subs:    make(map[subKey]*subscription),
+		written: make(map[subKey]backplane.Offset),
+	}
+	c.log = s.log.With("conn", c.sid)
+	if code := s.register(c); code != 0 {
+		_ = ws.Close(websocket.StatusCode(code), "node full or draining, try another")
+		return
+	}
+	defer s.unregister(c)
+
+	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
+		if !c.joined.Load() {
+			c.requestClose(closeUnauthorized, "no Socket.IO CONNECT within "+s.cfg.AuthTimeout.String(), true)
+		}
+	})
+	c.lastPong.Store(time.Now().UnixNano())
+	c.writer.Add(1)
+	go c.writeLoop()
+	c.send(encodeOpen(c.sid, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), s.cfg.MaxMessageBytes))
+
+	c.readLoop()
+
+	authTimer.Stop()
+	c.mu.Lock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.writer.Wait()
+	c.endAll()
+	ws.CloseNow()
+}
+
+// readLoop reads Engine.IO packets until the connection ends.
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			if c.skipBinary > 0 {
+				c.skipBinary-- // an attachment of a refused binary packet
+				continue
+			}
+			c.protocolError("a binary frame outside a binary packet")
+			return
+		}
+		if len(data) == 0 {
+			c.protocolError("an empty frame")
+			return
+		}
+		switch data[0] {
+		case eioPong:
+			c.lastPong.Store(time.Now().UnixNano())
+		case eioPing:
+			c.send(append([]byte{eioPong}, data[1:]...))
+		case eioMessage:
+			if !c.onPacket(data[1:]) {
+				c.waitClosed()
+				return
+			}
+		case eioClose:
+			return
+		case eioNoop, eioUpgrade:
+		default:
+			c.protocolError("an unknown Engine.IO packet type")
+			return
+		}
+	}
+}
+
+func (c *conn) protocolError(what string) {
+	c.s.clientMessage("invalid")
+	c.log.Debug("protocol error", "what", what)
+	c.requestClose(closeProtocolError, "protocol error: "+what, false)
+	c.waitClosed()
+}
+
+// waitClosed lets the writer finish its close handshake, discarding reads.
+func (c *conn) waitClosed() {
+	for {
+		if _, _, err := c.ws.Read(c.ctx); err != nil {
+			return
+		}
+	}
+}
+
+// onPacket handles one Socket.IO packet; false ends the read loop.
+func (c *conn) onPacket(b []byte) bool {
+	p, err := decodePacket(b)
+	if err != nil {
+		c.s.clientMessage("invalid")
+		if !c.joined.Load() {
+			c.requestClose(closeProtocolError, truncate(err.Error(), 120), false)
+			return false
+		}
+		c.fail(p.ID, "", codeBadRequest, err.Error())
+		return true
+	}
+	if p.Type == sioBinaryEvent || p.Type == sioBinaryAck {
+		c.s.clientMessage("invalid")
+		c.skipBinary += p.Attachments
+		if c.skipBinary > maxAttachments {
+			c.requestClose(closeProtocolError, "too many binary attachments", false)
+			return false
+		}
+		if c.joined.Load() && p.Type == sioBinaryEvent {
+			c.fail(p.ID, "", codeBadRequest, "binary packets are not supported: send JSON")
+		}
+		return true
+	}
+	if p.Namespace != "/" {
+		if p.Type == sioConnect {
+			c.send(encodeConnectError(p.Namespace, codeNotFound, "Invalid namespace"))
+		}
+		return true
+	}
+	switch p.Type {
+	case sioConnect:
+		if !c.joined.Load() {
+			c.connect(p)
+		}
+	case sioDisconnect:
+		c.s.clientMessage("disconnect")
+		c.requestClose(closeNormal, "socket disconnected", true)
+		return false
+	case sioEvent:
+		if c.joined.Load() {
+			c.onEvent(p)
+		}
+	case sioAck:
+		// syncgate never asks clients for acknowledgements.
+	}
+	return true
+}
+
+// connectAuth is the CONNECT payload: the app's auth object, plus pid and
+// offset that socket.io-client adds when it tries to recover.
+type connectAuth struct {
+	Token  string `json:"token"`
+	PID    string `json:"pid"`
+	Offset string `json:"offset"`
+}
+
+// connect authenticates the socket, restores a recovered session when the
+// client asks for one, and answers CONNECT or CONNECT_ERROR. A failed CONNECT
+// leaves the connection open for another try until AuthTimeout.
+func (c *conn) connect(p packet) {
+	c.s.clientMessage("connect")
+	var a connectAuth
+	if p.Data != nil {
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(p.Data, &raw); err != nil {
+			c.send(encodeConnectError("/", codeBadRequest, "the auth payload must be an object"))
+			return
+		}
+		for name, dst := range map[string]*string{"token": &a.Token, "pid": &a.PID, "offset": &a.Offset} {
+			if v, ok := raw[name]; ok && string(v) != "null" {
+				if err := json.Unmarshal(v, dst); err != nil {
+					c.send(encodeConnectError("/", codeBadRequest, "auth."+name+" must be a string"))
+					return
+				}
+			}
+		}
+	}
+	token := a.Token
+	if token == "" {
+		token = c.token
+	}
+	if token == "" {
+		err := &auth.TokenError{Reason: auth.ReasonMissing, Err: errors.New("no token: pass auth: {token} to io()")}
+		c.s.authFailed(err)
+		c.send(encodeConnectError("/", codeUnauthorized, err.Error()))
+		return
+	}
+	claims, err := c.s.cfg.Verifier.Verify(c.ctx, token)
+	if err != nil {
+		c.s.authFailed(err)
+		c.log.Info("socket.io connect refused", "reason", auth.Reason(err), "err", err)
+		c.send(encodeConnectError("/", codeUnauthorized, truncate(err.Error(), 200)))
+		return
+	}
+	c.mu.Lock()
+	c.claims = claims
+	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
+		c.requestClose(closeTokenExpired, "token expired", true)
+	})
+	c.mu.Unlock()
+	c.joined.Store(true)
+
+	socketID := randomID()
+	if a.PID != "" && a.Offset != "" && len(a.PID) <= 64 {
+		state, err := decodeState(a.Offset, c.s.cfg.MaxSubscriptions)
+		if err == nil && c.recover(state, encodeConnect(socketID, a.PID)) {
+			c.log.Debug("socket.io session recovered", "user", claims.Subject, "subscriptions", len(state))
+			return
+		}
+		c.log.Debug("socket.io session not recovered", "err", err)
+	}
+	c.send(encodeConnect(socketID, randomID()))
+}
+
+func bearer(h string) string {
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
