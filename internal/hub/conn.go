@@ -56,6 +56,7 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // capacity 1: "the queue or the close state changed"
+	room   chan struct{} // capacity 1: "the writer took the queue"
 	writer sync.WaitGroup
 
 	mu          sync.Mutex
@@ -303,16 +304,30 @@ func (c *conn) subscribe(req request) {
 	}
 	ok := c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: req.ID, Project: s.Project,
 		Collection: s.Collection, Offset: hist.Head, Recovered: hist.Recovered}))
-	for _, m := range replay {
-		if !ok {
-			break
+	// Replay is paced by the writer: a chunk at a time, each up to half the
+	// queue bound, so a client catching up on more history than its queue
+	// holds is not mistaken for a slow consumer. Live events keep going to
+	// sub.pending meanwhile.
+	for i := 0; ok && i < len(replay); {
+		c.mu.Unlock()
+		c.signal()
+		if !c.waitRoom() {
+			return
 		}
-		if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
-			continue
+		c.mu.Lock()
+		if sub.state != subReplaying || c.closeCode != 0 {
+			c.mu.Unlock()
+			return
 		}
-		if sub.last.Less(m.off) {
-			sub.last = m.off
-			ok = c.queueLocked(item{sub: sub, msg: m}, len(m.data))
+		for ; ok && i < len(replay) && (c.queued == 0 || c.queued+len(replay[i].data) <= c.h.cfg.MaxQueueBytes/2); i++ {
+			m := replay[i]
+			if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
+				continue
+			}
+			if sub.last.Less(m.off) {
+				sub.last = m.off
+				ok = c.queueLocked(item{sub: sub, msg: m}, len(m.data))
+			}
 		}
 	}
 	if sub.last.Less(head) {
@@ -332,6 +347,27 @@ func (c *conn) subscribe(req request) {
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+// waitRoom blocks the reader until the outbound queue is below half its
+// bound; false when the connection is closing.
+func (c *conn) waitRoom() bool {
+	for {
+		c.mu.Lock()
+		queued, closing := c.queued, c.closeCode != 0
+		c.mu.Unlock()
+		if closing {
+			return false
+		}
+		if queued <= c.h.cfg.MaxQueueBytes/2 {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
 }
 
 // unsubscribe handles the unsubscribe op.

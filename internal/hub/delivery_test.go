@@ -251,3 +251,37 @@ func TestDrainFlushesThenCloses1012(t *testing.T) {
 		t.Fatalf("dial while draining: %v, want HTTP 503", err)
 	}
 }
+
+// TestReplayLargerThanQueue resumes a client whose missed history is many
+// times its queue bound: replay is paced by the writer, so it catches up
+// instead of being closed as a slow consumer again and again.
+func TestReplayLargerThanQueue(t *testing.T) {
+	n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{MaxQueueBytes: 128 << 10}})
+	pad := json.RawMessage(`"` + strings.Repeat("x", 8<<10) + `"`)
+	var offs []string
+	for b := 0; b < 10; b++ {
+		var evs []syncgate.Event
+		for k := 0; k < 10; k++ {
+			ev := wstest.Doc("p", "c", b*10+k)
+			ev.OldDocument = pad
+			evs = append(evs, ev)
+		}
+		offs = append(offs, n.Publish(t, evs...)...)
+	}
+	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: token(t, "u1", "p")})
+	if s := c.Subscribe("s", "p", "c", offs[0]); !s.Recovered {
+		t.Fatal("not recovered")
+	}
+	for i, ev := range c.Events(99) {
+		if wstest.Seq(t, ev) != i+1 {
+			t.Fatalf("replayed event %d has seq %d", i, wstest.Seq(t, ev))
+		}
+	}
+	n.Publish(t, wstest.Doc("p", "c", 100))
+	if got := c.Events(1); wstest.Seq(t, got[0]) != 100 {
+		t.Fatalf("live after replay: %+v", got)
+	}
+	if got := testutilCount(t, n, "syncgate_slow_consumer_disconnects_total"); got != 0 {
+		t.Fatalf("%v slow-consumer disconnects during replay", got)
+	}
+}

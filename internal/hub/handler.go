@@ -46,6 +46,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
 		subs:   make(map[backplane.Stream]*subscription),
 	}
 	c.log = h.log.With("conn", c.id)

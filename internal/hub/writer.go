@@ -41,6 +41,10 @@ func (c *conn) writeLoop() {
 		c.queue, c.queued = c.spare[:0], 0
 		code, reason, flush := c.closeCode, c.closeReason, c.closeFlush
 		c.mu.Unlock()
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
 
 		var err error
 		if code == 0 || flush {
