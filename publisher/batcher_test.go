@@ -20,7 +20,7 @@ func TestBatcherConcurrentCallersLoseNothing(t *testing.T) {
 	c := subscriber(t, n, "p1", "rows")
 	p, cnt := newPublisher(t, n.URL, wstest.Key, nil)
 	b := p.NewBatcher(publisher.BatcherConfig{Window: 2 * time.Millisecond, QueueEvents: 500})
-	const writers, each = 8, 1500
+	const writers, each = 8, 750
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
