@@ -125,8 +125,11 @@ func (b *Batcher) Enqueue(ctx context.Context, events ...syncgate.Event) error {
 }
 
 // Publish queues events like Enqueue and waits until they are published,
-// returning their offsets. Concurrent callers' events share requests. If ctx
-// ends while waiting, the events stay queued and may still be published.
+// returning their offsets. Concurrent callers' events share requests. On a
+// failed request the error is returned, with the offsets of those of the
+// events that went out in an earlier request filled in and the others
+// empty. If ctx ends while waiting, the events stay queued and may still be
+// published.
 func (b *Batcher) Publish(ctx context.Context, events ...syncgate.Event) ([]string, error) {
 	w, err := b.add(ctx, events, true)
 	if err != nil || w == nil {
