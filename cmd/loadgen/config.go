@@ -29,9 +29,10 @@ type config struct {
 	Rate       float64 // events per second in total; 0 with Duration: as fast as possible
 	Size       int     // approximate encoded event size in bytes
 	Duration   time.Duration
-	Mode       string // http, http-batch, redis
-	Batch      int    // events per request in http-batch and redis modes
-	Publishers int    // concurrent publishing workers, each owning a share of the streams
+	Mode       string        // http, http-batch, redis
+	Batch      int           // events per request in http-batch and redis modes
+	Interval   time.Duration // with http-batch/redis: one request per interval carrying what is due
+	Publishers int           // concurrent publishing workers, each owning a share of the streams
 	Key        string
 	RedisURL   string
 
@@ -44,6 +45,7 @@ type config struct {
 	MetricsURL []string
 	JSONPath   string
 	Label      string
+	CPUProfile string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -67,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to publish; 0 publishes nothing (idle run)")
 	fs.StringVar(&c.Mode, "publish", "http-batch", "how to publish: http (one event per request), http-batch (-batch events per request) or redis (straight into Redis)")
 	fs.IntVar(&c.Batch, "batch", 100, "most events per request for http-batch and redis")
+	fs.DurationVar(&c.Interval, "batch-interval", 0, "http-batch and redis: send what is due once per interval (e.g. 50ms) instead of as soon as one event is due")
 	fs.IntVar(&c.Publishers, "publishers", 1, "concurrent publishing workers; each owns the streams with index mod publishers == its number, so per-stream order is kept")
 	fs.StringVar(&c.Key, "key", "", "publish key (the gateway's SYNCGATE_PUBLISH_KEYS)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL for -publish redis")
@@ -78,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	murls := fs.String("metrics", "", "gateway metrics URL(s), comma-separated (http://host:port/metrics), for go_goroutines and heap figures")
 	fs.StringVar(&c.JSONPath, "json", "", "write the JSON report to this file ('-' for stdout)")
 	fs.StringVar(&c.Label, "label", "", "a name for this run, copied into the report")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the load generator's own CPU profile here (to check that it is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -134,3 +134,35 @@ func (r *runner) sampleAll(ctx context.Context) []GatewaySample {
 	}
 	return out
 }
+
+// machineBusy is the CPU seconds every CPU of the machine spent busy
+// (user, nice, system, irq, softirq, steal) since boot, from /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTicks
+}
+
+// selfCPU is this process's CPU seconds.
+func selfCPU() float64 {
+	var s GatewaySample
+	if err := readProc(os.Getpid(), &s); err != nil {
+		return 0
+	}
+	return s.CPUSeconds
+}

@@ -99,6 +99,7 @@ func (r *runner) publishWorker(ctx context.Context, p *publisher.Publisher, w in
 		batch = cfg.Batch
 	}
 	start := time.Now()
+	lastSend := start
 	sent := 0 // events attempted by this worker
 	next := 0 // index into owned
 	evs := make([]syncgate.Event, 0, batch)
@@ -110,8 +111,11 @@ func (r *runner) publishWorker(ctx context.Context, p *publisher.Publisher, w in
 		n := batch
 		if rate > 0 {
 			due := int(rate*time.Since(start).Seconds()) - sent
-			if due <= 0 {
+			if due <= 0 || (batch > 1 && cfg.Interval > 0 && due < batch && time.Since(lastSend) < cfg.Interval) {
 				wait := time.Duration(float64(sent+1)/rate*float64(time.Second)) - time.Since(start)
+				if batch > 1 && cfg.Interval > 0 {
+					wait = max(wait, cfg.Interval-time.Since(lastSend))
+				}
 				timer.Reset(min(max(wait, 200*time.Microsecond), time.Until(end)+time.Millisecond))
 				select {
 				case <-ctx.Done():
@@ -142,6 +146,7 @@ func (r *runner) publishWorker(ctx context.Context, p *publisher.Publisher, w in
 		}
 		sent += n
 		t0 := time.Now()
+		lastSend = t0
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		_, err := p.Publish(rctx, evs...)
 		cancel()

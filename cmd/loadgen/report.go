@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -66,6 +67,16 @@ type Report struct {
 		CPUSecondsRun        float64         `json:"cpu_seconds_run"`
 		CPUMicrosPerDelivery float64         `json:"cpu_us_per_delivery"`
 	} `json:"gateway"`
+	// Machine is CPU use from the idle sample to the end, in cores:
+	// OtherCores is everything else on the machine, the noise to judge
+	// the figures by.
+	Machine struct {
+		Seconds      float64 `json:"seconds"`
+		BusyCores    float64 `json:"busy_cores"`
+		GatewayCores float64 `json:"gateway_cores"`
+		LoadgenCores float64 `json:"loadgen_cores"`
+		OtherCores   float64 `json:"other_cores"`
+	} `json:"machine"`
 	Problems []string `json:"problems"`
 	Notes    []string `json:"notes,omitempty"`
 }
@@ -82,13 +93,14 @@ type ReportConfig struct {
 	Duration    string   `json:"duration"`
 	Mode        string   `json:"publish"`
 	Batch       int      `json:"batch"`
+	Interval    string   `json:"batch_interval,omitempty"`
 	Publishers  int      `json:"publishers"`
 	SourceIPs   int      `json:"source_ips"`
 }
 
 func reportConfig(c *config) ReportConfig {
 	return ReportConfig{URLs: c.URLs, Conns: c.Conns, Subs: c.Subs, Projects: c.Projects, Collections: c.Collections,
-		Rate: c.Rate, Size: c.Size, Duration: c.Duration.String(), Mode: c.Mode, Batch: c.Batch, Publishers: c.Publishers,
+		Rate: c.Rate, Size: c.Size, Duration: c.Duration.String(), Mode: c.Mode, Batch: c.Batch, Interval: c.Interval.String(), Publishers: c.Publishers,
 		SourceIPs: c.SourceIPs}
 }
 
@@ -135,6 +147,10 @@ func (rep *Report) WriteTable(w io.Writer) {
 	}
 	if g.CPUMicrosPerDelivery != 0 {
 		row("gateway cpu", "%.2fs during the run, %.3f µs per delivery", g.CPUSecondsRun, g.CPUMicrosPerDelivery)
+	}
+	if mc := rep.Machine; mc.Seconds > 0 {
+		row("machine cpu", "gateway %.2f, loadgen %.2f, other processes %.2f cores (of %d) over %.1fs",
+			mc.GatewayCores, mc.LoadgenCores, mc.OtherCores, runtime.NumCPU(), mc.Seconds)
 	}
 	for _, x := range rep.Warnings {
 		row("WARNING", "%s", x)

@@ -81,6 +81,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.setPhase("settle")
 	sleep(ctx, cfg.Settle)
 	rep.Gateway.Idle = r.sampleAll(ctx)
+	busy0, self0, t1 := machineBusy(), selfCPU(), time.Now()
 	if cfg.Hold > 0 {
 		r.setPhase("hold")
 		sleep(ctx, cfg.Hold)
@@ -98,6 +99,18 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		r.drain(ctx)
 	}
 	rep.Gateway.End = r.sampleAll(ctx)
+	m := &rep.Machine
+	m.Seconds = time.Since(t1).Seconds()
+	m.BusyCores = (machineBusy() - busy0) / m.Seconds
+	m.LoadgenCores = (selfCPU() - self0) / m.Seconds
+	var gw float64
+	for i := range rep.Gateway.End {
+		if i < len(rep.Gateway.Idle) {
+			gw += rep.Gateway.End[i].CPUSeconds - rep.Gateway.Idle[i].CPUSeconds
+		}
+	}
+	m.GatewayCores = gw / m.Seconds
+	m.OtherCores = max(0, m.BusyCores-m.LoadgenCores-m.GatewayCores)
 
 	// Stop reading and close every connection; then the clients' state is
 	// ours to read.
