@@ -146,18 +146,37 @@ func (e *Event) Encode() ([]byte, error) {
 	return b, nil
 }
 
-// DecodeEvent parses one event strictly: unknown fields and trailing data are
-// errors, so a misspelled field ("documentID") is caught at the publisher.
-// It does not validate; call Validate.
+// eventFields are the JSON names of Event, matched exactly: encoding/json
+// alone matches names case-insensitively, which would let "documentID" pass.
+var eventFields = map[string]bool{
+	"type": true, "project": true, "collection": true, "documentId": true, "document": true,
+	"oldDocument": true, "actor": true, "audience": true, "timestamp": true, "offset": true,
+}
+
+// DecodeEvent parses one event strictly: unknown fields (compared
+// case-sensitively, so "documentID" is refused) and trailing data are errors,
+// so a misspelled field is caught at the publisher. It does not validate;
+// call Validate.
 func DecodeEvent(data []byte) (Event, error) {
-	var e Event
+	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
+	if err := dec.Decode(&fields); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	if dec.More() {
 		return Event{}, fmt.Errorf("%w: trailing data after the event object", ErrInvalidEvent)
+	}
+	if fields == nil {
+		return Event{}, fmt.Errorf("%w: the event is null, want an object", ErrInvalidEvent)
+	}
+	for name := range fields {
+		if !eventFields[name] {
+			return Event{}, fmt.Errorf("%w: unknown field %q", ErrInvalidEvent, clip(name))
+		}
+	}
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	return e, nil
 }

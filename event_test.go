@@ -76,7 +76,7 @@ func TestAudienceAllows(t *testing.T) {
 }
 
 func TestDecodeEventStrict(t *testing.T) {
-	for _, in := range []string{`{"type":"a","project":"p","collection":"c","extra":1}`, `{"type":"a"} {}`, `[]`, `{"type":1}`} {
+	for _, in := range []string{`{"type":"a","project":"p","collection":"c","extra":1}`, `{"type":"a","project":"p","collection":"c","documentID":"x"}`, `{"TYPE":"a"}`, `null`, `{"type":"a"} {}`, `[]`, `{"type":1}`} {
 		if _, err := syncgate.DecodeEvent([]byte(in)); !errors.Is(err, syncgate.ErrInvalidEvent) {
 			t.Errorf("DecodeEvent(%s) = %v, want ErrInvalidEvent", in, err)
 		}

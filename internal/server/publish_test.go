@@ -47,6 +47,7 @@ func TestPublishStatuses(t *testing.T) {
 		{"bad project", wstest.Key, `{"type":"insert","project":"p p","collection":"c"}`, 400, "bad_request", `project "p p"`},
 		{"wildcard collection", wstest.Key, `{"type":"insert","project":"p","collection":"*"}`, 400, "bad_request", `collection "*"`},
 		{"unknown field", wstest.Key, `{"type":"insert","project":"p","collection":"c","docId":"x"}`, 400, "bad_request", "docId"},
+		{"field in the wrong case", wstest.Key, `{"type":"insert","project":"p","collection":"c","documentID":"x"}`, 400, "bad_request", `unknown field "documentID"`},
 		{"offset set", wstest.Key, `{"type":"insert","project":"p","collection":"c","offset":"x"}`, 400, "bad_request", "offset"},
 		{"empty audience", wstest.Key, `{"type":"insert","project":"p","collection":"c","audience":{}}`, 400, "bad_request", "audience"},
 		{"event over 256 KiB", wstest.Key, bigDoc, 400, "bad_request", "exceeds 262144"},
@@ -146,5 +147,34 @@ func TestReadyzDraining(t *testing.T) {
 	}
 	if s := get(); s != 503 {
 		t.Fatalf("readyz %d while draining, want 503", s)
+	}
+}
+
+type slowPublisher struct{}
+
+func (slowPublisher) Publish(ctx context.Context, _ []syncgate.Event) ([]string, error) {
+	return nil, fmt.Errorf("fcall: %w", context.DeadlineExceeded)
+}
+
+// TestPublishTimeoutIsNotUnavailable: a publish that may have reached the
+// backplane answers 504, never the "nothing was published" 503 that
+// publishers retry.
+func TestPublishTimeoutIsNotUnavailable(t *testing.T) {
+	v, _ := auth.NewVerifier(auth.Config{Secret: []byte(wstest.Secret)})
+	h, err := hub.New(hub.Config{Verifier: v}, backplane.NewMemory(backplane.MemoryConfig{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.Handler(server.Config{Hub: h, Publisher: slowPublisher{}, Keys: auth.ParseKeys("k")}))
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/publish", strings.NewReader(`{"type":"insert","project":"p","collection":"c"}`))
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
 }

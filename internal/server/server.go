@@ -162,9 +162,15 @@ func (s *srv) publish(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Metrics.BackplanePublishErrs.Inc()
 		}
 		s.cfg.Logger.Warn("publish failed", "request_id", middleware.GetReqID(r.Context()), "events", len(events), "err", err)
-		if errors.Is(err, backplane.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, backplane.ErrUnavailable) {
 			w.Header().Set("Retry-After", "1")
 			s.fail(w, http.StatusServiceUnavailable, "unavailable", "backplane unavailable; nothing was published")
+			return
+		}
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// The request may have reached the backplane: the outcome is
+			// unknown, so this is not the "nothing published" 503.
+			s.fail(w, http.StatusGatewayTimeout, "timeout", "backplane did not answer in time; the events may have been published")
 			return
 		}
 		s.fail(w, http.StatusInternalServerError, "internal", "publish failed")
