@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,23 +56,27 @@ func gatewayBinary(t testing.TB) string {
 // proc is one gateway process on a fixed address.
 type proc struct {
 	t      testing.TB
-	addr   string
+	mu     sync.Mutex
+	addr   string // guarded by mu: a restart may move to another port
 	env    []string
 	log    string
 	cmd    *exec.Cmd
 	exited chan error
 }
 
-func startProc(t testing.TB, redisURL string, i int) *proc {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	p := &proc{t: t, addr: addr, log: filepath.Join(t.TempDir(), "gateway"+strconv.Itoa(i)+".log"), env: []string{
-		"SYNCGATE_ADDR=" + addr,
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startProc(t testing.TB, redisURL string, i int) *proc {
+	t.Helper()
+	p := &proc{t: t, addr: freeAddr(t), log: filepath.Join(t.TempDir(), "gateway"+strconv.Itoa(i)+".log"), env: []string{
 		"SYNCGATE_REDIS_URL=" + redisURL,
 		"SYNCGATE_JWT_SECRET=" + wstest.Secret,
 		"SYNCGATE_PUBLISH_KEYS=" + wstest.Key,
@@ -89,14 +94,36 @@ func startProc(t testing.TB, redisURL string, i int) *proc {
 	return p
 }
 
+// Addr is the node's current listen address.
+func (p *proc) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// start starts the process on its address; when that port was taken
+// meanwhile (an outgoing connection may get it as its ephemeral port while
+// the node is down), it moves to a new one.
 func (p *proc) start() {
+	p.t.Helper()
+	for attempt := 0; ; attempt++ {
+		if p.tryStart() || attempt == 5 {
+			return
+		}
+		p.mu.Lock()
+		p.addr = freeAddr(p.t)
+		p.mu.Unlock()
+	}
+}
+
+func (p *proc) tryStart() bool {
 	p.t.Helper()
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	cmd := exec.Command(gatewayBinary(p.t))
-	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Env = append(append(os.Environ(), p.env...), "SYNCGATE_ADDR="+p.Addr())
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -108,16 +135,26 @@ func (p *proc) start() {
 	go func() { p.exited <- cmd.Wait() }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + p.addr + "/readyz")
+		resp, err := http.Get("http://" + p.Addr() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
+		}
+		select {
+		case err := <-p.exited:
+			log, _ := os.ReadFile(p.log)
+			if strings.Contains(string(log), "address already in use") {
+				p.cmd = nil
+				return false
+			}
+			p.t.Fatalf("gateway exited at start: %v\n%s", err, log)
+		default:
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(p.log)
-			p.t.Fatalf("gateway %s not ready within 15s:\n%s", p.addr, log)
+			p.t.Fatalf("gateway %s not ready within 15s:\n%s", p.Addr(), log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -133,10 +170,10 @@ func (p *proc) stop() {
 	case err := <-p.exited:
 		if err != nil {
 			log, _ := os.ReadFile(p.log)
-			p.t.Fatalf("gateway %s exited with %v after SIGTERM:\n%s", p.addr, err, log)
+			p.t.Fatalf("gateway %s exited with %v after SIGTERM:\n%s", p.Addr(), err, log)
 		}
 	case <-time.After(15 * time.Second):
-		p.t.Fatalf("gateway %s still running 15s after SIGTERM", p.addr)
+		p.t.Fatalf("gateway %s still running 15s after SIGTERM", p.Addr())
 	}
 	p.cmd = nil
 }
@@ -239,12 +276,12 @@ func TestRollingRestart(t *testing.T) {
 		var out []string
 		for i, p := range procs {
 			if int(down.Load()) != i+1 {
-				out = append(out, p.addr)
+				out = append(out, p.Addr())
 			}
 		}
 		return out
 	}
-	allAddrs := func() []string { return []string{procs[0].addr, procs[1].addr, procs[2].addr} }
+	allAddrs := func() []string { return []string{procs[0].Addr(), procs[1].Addr(), procs[2].Addr()} }
 
 	const nClients = 9
 	tok := wstest.Token(t, "u", time.Hour, []string{"p1"}, nil, nil)
@@ -326,7 +363,7 @@ func TestRollingRestart(t *testing.T) {
 	until.Store(int64(total))
 	// A final marker tells clients the stream is complete.
 	for {
-		if _, _, err := publish("http://"+procs[0].addr, []syncgate.Event{seqEvent("p1", "c", 0, total, nil)}); err == nil {
+		if _, _, err := publish("http://"+procs[0].Addr(), []syncgate.Event{seqEvent("p1", "c", 0, total, nil)}); err == nil {
 			break
 		}
 	}
