@@ -303,11 +303,12 @@ func (c *conn) open(sub *subscription, since string) (backplane.History, backpla
 	return hist, head, nil
 }
 
-// commitLocked makes sub live: it queues the recovery-state entry (with
-// frame, an unclosed event that carries the new state, when not nil), the
+// commitLocked makes sub live: it queues the recovery-state entry when
+// withOp (with frame, an unclosed event that carries the new state, when
+// not nil; the caller queued it otherwise), the
 // replayed events after since, and the live events that arrived meanwhile,
 // with no gap and no duplicate at the seam. c.mu held.
-func (c *conn) commitLocked(sub *subscription, hist backplane.History, head, since backplane.Offset, replay bool, frame []byte) bool {
+func (c *conn) commitLocked(sub *subscription, hist backplane.History, head, since backplane.Offset, replay, withOp bool, frame []byte) bool {
 	if sub.state != subReplaying {
 		return false
 	}
@@ -316,7 +317,10 @@ func (c *conn) commitLocked(sub *subscription, hist backplane.History, head, sin
 		start = since
 	}
 	sub.last = start
-	ok := c.queueLocked(item{frame: frame, withState: frame != nil, op: opSet, key: sub.key, off: start}, len(frame)+itemOverhead)
+	ok := true
+	if withOp {
+		ok = c.queueLocked(item{frame: frame, withState: frame != nil, op: opSet, key: sub.key, off: start}, len(frame)+itemOverhead)
+	}
 	if replay {
 		ki := kindIndex(sub.key.kind)
 		for i := range hist.Events {
@@ -438,10 +442,15 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 		}
 	}
 	c.mu.Lock()
+	// Every restored subscription enters the state before the first
+	// replayed event, so a client cut off mid-replay still names them all.
 	ok := c.queueLocked(item{frame: connectFrame}, len(connectFrame))
 	for _, o := range subs {
+		ok = ok && c.queueLocked(item{op: opSet, key: o.sub.key, off: o.since}, itemOverhead)
+	}
+	for _, o := range subs {
 		if ok {
-			ok = c.commitLocked(o.sub, o.hist, o.head, o.since, true, nil)
+			ok = c.commitLocked(o.sub, o.hist, o.head, o.since, true, false, nil)
 		}
 	}
 	c.mu.Unlock()

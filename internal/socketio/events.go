@@ -121,7 +121,7 @@ func (c *conn) join(ackID int64, key subKey) {
 		a := encodeAck(ackID, ok)
 		c.queueLocked(item{frame: a}, len(a))
 	}
-	c.commitLocked(sub, hist, head, backplane.Offset{}, false, frame)
+	c.commitLocked(sub, hist, head, backplane.Offset{}, false, true, frame)
 	c.mu.Unlock()
 	c.signal()
 }

@@ -22,11 +22,15 @@ func (c *conn) writeLoop() {
 	pong.Stop()
 	defer pong.Stop()
 	var pinged int64
+	awaiting := false // a ping is unanswered and the pong timer runs
 	for {
 		select {
 		case <-c.wake:
 		case <-ping.C:
-			pinged = time.Now().UnixNano()
+			if awaiting {
+				continue
+			}
+			pinged, awaiting = time.Now().UnixNano(), true
 			if err := c.write([]byte{eioPing}); err != nil {
 				c.log.Debug("ping failed", "err", err)
 				c.ws.CloseNow()
@@ -35,6 +39,7 @@ func (c *conn) writeLoop() {
 			pong.Reset(c.s.cfg.PingTimeout)
 			continue
 		case <-pong.C:
+			awaiting = false
 			if c.lastPong.Load() < pinged {
 				c.log.Debug("closing connection: no pong within the ping timeout")
 				c.ws.CloseNow()
