@@ -134,6 +134,11 @@ func (b *Redis) Client() redis.UniversalClient { return b.cmd }
 // connection and starts the probe. A Redis that cannot be reached does not
 // fail Start: the node runs not ready and catches up when Redis answers.
 // A Redis that answers but cannot run the library (older than 7.0) does.
+//
+// ctx bounds Start only: delivery and publishing go on until Close, so a
+// draining node (whose signal context has ended) still delivers to the
+// clients it has not closed yet and finishes in-flight publishes, which
+// would otherwise fail after they may have run.
 func (b *Redis) Start(ctx context.Context, r Receiver) error {
 	b.mu.Lock()
 	if b.started || b.closed {
@@ -163,17 +168,6 @@ func (b *Redis) Start(ctx context.Context, r Receiver) error {
 	}
 	b.wg.Add(1)
 	go b.probeLoop()
-	if ctx.Done() != nil {
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			select {
-			case <-ctx.Done():
-				_ = b.shutdown()
-			case <-b.ctx.Done():
-			}
-		}()
-	}
 	b.updateUp()
 	return nil
 }

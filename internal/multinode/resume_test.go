@@ -72,12 +72,12 @@ func TestResumeAcrossNodes(t *testing.T) {
 			if !f.Recovered {
 				t.Fatalf("resume inside history: recovered=false")
 			}
-			got := cb.Events(100)
+			got := readEvents(t, cb, 100)
 			if err := stopPub(); err != nil {
 				t.Fatalf("publisher: %v", err)
 			}
 			total := int(published.Load())
-			got = append(got, cb.Events(total-10-100)...)
+			got = append(got, cb.Events(total-10-len(got))...)
 			checkOrdered(t, "resumed", got)
 			for i, ev := range got {
 				if d := docOf(t, ev); d.Seq != 10+i {
@@ -176,4 +176,14 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 func fastProbe(c *backplane.RedisConfig) {
 	c.ProbeInterval, c.ProbeTimeout = 300*time.Millisecond, time.Second
 	c.ReconnectMin, c.ReconnectMax = 20*time.Millisecond, 300*time.Millisecond
+}
+
+// readEvents reads events frames until at least n events arrived.
+func readEvents(t testing.TB, c *wstest.Client, n int) []syncgate.Event {
+	t.Helper()
+	var evs []syncgate.Event
+	for len(evs) < n {
+		evs = append(evs, c.Expect("events").Events...)
+	}
+	return evs
 }
