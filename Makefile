@@ -1,10 +1,10 @@
 # The commands CI runs are the commands a person runs: `.ci/run` calls `make test`.
 GO ?= go
 
-.PHONY: test test-go test-chart test-js lint
+.PHONY: test test-go test-chart test-js test-socketio lint
 
 ## test: everything CI checks (Go with the race detector, then the other suites).
-test: lint test-go test-chart test-js
+test: lint test-go test-chart test-js test-socketio
 
 ## test-go: the Go test suite with the race detector.
 test-go:
@@ -25,6 +25,12 @@ test-js:
 	$(GO) build -o $(JS_GATEWAY) ./cmd/gateway
 	cd clients/js && SYNCGATE_GATEWAY_BIN=$(JS_GATEWAY) npm test
 	@git diff --quiet -- internal/demo/static || (git diff --stat -- internal/demo/static; echo 'internal/demo/static is stale: run "npm run build:demo" in clients/js and commit it'; exit 1)
+
+## test-socketio: the real socket.io-client (npm, pinned by the lockfile in
+## internal/socketio/testdata/node) against two gateway processes on a real Redis.
+test-socketio:
+	cd internal/socketio/testdata/node && npm ci --no-audit --no-fund
+	SYNCGATE_SOCKETIO_NODE=1 $(GO) test -count=1 -timeout 5m -run TestSocketIOClient -v ./internal/socketio
 
 ## lint: gofmt and go vet (staticcheck when installed).
 lint:
