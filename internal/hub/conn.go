@@ -33,9 +33,13 @@ type subscription struct {
 	header []byte // `{"op":"events",...,"events":[`
 
 	// Guarded by conn.mu.
-	state   subState
-	last    backplane.Offset // newest offset queued to the client
-	pending []*message       // live events that arrived during replay
+	state        subState
+	last         backplane.Offset // newest offset queued to the client
+	pending      []*message       // live events that arrived during replay
+	pendingBytes int
+	replay       []*message        // history not yet queued; the writer pulls it
+	head         backplane.Offset  // the stream head History answered
+	resetTo      *backplane.Offset // a backplane Reset that arrived during replay
 }
 
 // item is one queued outbound thing: an event of a subscription, or a
@@ -56,7 +60,6 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // capacity 1: "the queue or the close state changed"
-	room   chan struct{} // capacity 1: "the writer took the queue"
 	writer sync.WaitGroup
 
 	mu          sync.Mutex
@@ -68,9 +71,12 @@ type conn struct {
 	closeReason string
 	closeFlush  bool
 	expiry      *time.Timer
+	replaying   []*subscription // subscriptions whose history the writer is pulling
+	pendingSize int             // bytes in every subscription's pending buffer
 
 	spare []item // writer-owned second queue buffer
-	buf   []byte // writer-owned frame buffer
+	buf   []byte      // writer-owned frame buffer
+	stamp []time.Time // writer-owned publish times of a frame's events
 }
 
 func (c *conn) signal() {
@@ -94,10 +100,12 @@ func (c *conn) deliver(sub *subscription, m *message) {
 		return
 	}
 	if sub.state == subReplaying {
-		if len(sub.pending) >= c.h.cfg.MaxPendingEvents {
+		if len(sub.pending) >= c.h.cfg.MaxPendingEvents || c.queued+c.pendingSize+len(m.data) > c.h.cfg.MaxQueueBytes {
 			c.failSlowLocked()
 		} else {
 			sub.pending = append(sub.pending, m)
+			sub.pendingBytes += len(m.data)
+			c.pendingSize += len(m.data)
 		}
 		c.mu.Unlock()
 		return
@@ -195,7 +203,17 @@ func (c *conn) sendError(id json.RawMessage, code, msg string) {
 // reset restarts sub after the backplane lost events it cannot replay.
 func (c *conn) reset(sub *subscription, head backplane.Offset) {
 	c.mu.Lock()
-	if sub.state != subLive {
+	if sub.state == subReplaying {
+		// Applied when the replay ends: the live events this node lost may
+		// lie beyond what History returned.
+		if sub.resetTo == nil || sub.resetTo.Less(head) || sub.resetTo.Epoch != head.Epoch {
+			sub.resetTo = &head
+		}
+		c.mu.Unlock()
+		return
+	}
+	if sub.state != subLive || (head.Epoch == sub.last.Epoch && !sub.last.Less(head)) {
+		// Ended, or already past head (it replayed further): no gap here.
 		c.mu.Unlock()
 		return
 	}
@@ -302,70 +320,84 @@ func (c *conn) subscribe(req request) {
 	if !hist.Recovered || req.Since == "" {
 		sub.last = head
 	}
-	ok := c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: req.ID, Project: s.Project,
+	c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: req.ID, Project: s.Project,
 		Collection: s.Collection, Offset: hist.Head, Recovered: hist.Recovered}))
-	// Replay is paced by the writer: a chunk at a time, each up to half the
-	// queue bound, so a client catching up on more history than its queue
-	// holds is not mistaken for a slow consumer. Live events keep going to
-	// sub.pending meanwhile.
-	for i := 0; ok && i < len(replay); {
-		c.mu.Unlock()
-		c.signal()
-		if !c.waitRoom() {
-			return
-		}
-		c.mu.Lock()
-		if sub.state != subReplaying || c.closeCode != 0 {
-			c.mu.Unlock()
-			return
-		}
-		for ; ok && i < len(replay) && (c.queued == 0 || c.queued+len(replay[i].data) <= c.h.cfg.MaxQueueBytes/2); i++ {
-			m := replay[i]
-			if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
-				continue
-			}
-			if sub.last.Less(m.off) {
-				sub.last = m.off
-				ok = c.queueLocked(item{sub: sub, msg: m}, len(m.data))
-			}
-		}
-	}
-	if sub.last.Less(head) {
-		sub.last = head
-	}
-	pending := sub.pending
-	sub.pending = nil
-	sub.state = subLive
-	for _, m := range pending {
-		if !ok {
-			break
-		}
-		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
-			continue // covered by replay or before the head
-		}
-		ok = c.queueEventLocked(sub, m)
+	// The writer pulls the replay a chunk at a time as the client reads it,
+	// so a client catching up on more history than its queue bound is not
+	// mistaken for a slow consumer, and this reader goes on reading (pongs,
+	// other requests) meanwhile. Live events wait in sub.pending.
+	sub.replay, sub.head = replay, head
+	if len(replay) == 0 {
+		c.finishReplayLocked(sub)
+	} else {
+		c.replaying = append(c.replaying, sub)
 	}
 	c.mu.Unlock()
 	c.signal()
 }
 
-// waitRoom blocks the reader until the outbound queue is below half its
-// bound; false when the connection is closing.
-func (c *conn) waitRoom() bool {
-	for {
-		c.mu.Lock()
-		queued, closing := c.queued, c.closeCode != 0
-		c.mu.Unlock()
-		if closing {
-			return false
+// pullReplayLocked moves history of replaying subscriptions into the queue
+// while it is below half its bound, finishing subscriptions whose history is
+// all queued. It reports whether it queued anything. c.mu held.
+func (c *conn) pullReplayLocked() bool {
+	if len(c.replaying) == 0 || c.closeCode != 0 {
+		return false
+	}
+	limit := c.h.cfg.MaxQueueBytes / 2
+	moved := false
+	for len(c.replaying) > 0 {
+		sub := c.replaying[0]
+		for sub.state == subReplaying && len(sub.replay) > 0 {
+			m := sub.replay[0]
+			if c.queued > 0 && c.queued+c.pendingSize+len(m.data) > limit {
+				return moved
+			}
+			sub.replay[0] = nil
+			sub.replay = sub.replay[1:]
+			if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
+				continue
+			}
+			if sub.last.Less(m.off) {
+				sub.last = m.off
+				if !c.queueLocked(item{sub: sub, msg: m}, len(m.data)) {
+					return moved
+				}
+				moved = true
+			}
 		}
-		if queued <= c.h.cfg.MaxQueueBytes/2 {
-			return true
+		if sub.state == subReplaying {
+			c.finishReplayLocked(sub)
+			moved = true
 		}
-		select {
-		case <-c.room:
-		case <-c.ctx.Done():
-			return false
+		c.replaying[0] = nil
+		c.replaying = c.replaying[1:]
+	}
+	return moved
+}
+
+// finishReplayLocked makes sub live: a Reset that arrived during replay is
+// applied, then the live events that arrived meanwhile are queued, skipping
+// what replay covered, so there is no gap and no duplicate at the seam.
+// c.mu held.
+func (c *conn) finishReplayLocked(sub *subscription) {
+	if sub.last.Less(sub.head) {
+		sub.last = sub.head
+	}
+	if r := sub.resetTo; r != nil && (r.Epoch != sub.last.Epoch || sub.last.Less(*r)) {
+		sub.last = *r
+		c.queueFrameLocked(encodeFrame(subscribedFrame{Op: "subscribed", ID: sub.id, Project: sub.stream.Project,
+			Collection: sub.stream.Collection, Offset: r.String(), Recovered: false}))
+	}
+	pending := sub.pending
+	c.pendingSize -= sub.pendingBytes
+	sub.pending, sub.pendingBytes, sub.replay, sub.resetTo = nil, 0, nil, nil
+	sub.state = subLive
+	for _, m := range pending {
+		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
+			continue // covered by replay or before the head
+		}
+		if !c.queueEventLocked(sub, m) {
+			return
 		}
 	}
 }
@@ -397,7 +429,8 @@ func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
 		return
 	}
 	sub.state = subEnded
-	sub.pending = nil
+	c.pendingSize -= sub.pendingBytes
+	sub.pending, sub.pendingBytes, sub.replay = nil, 0, nil
 	delete(c.subs, sub.stream)
 	c.mu.Unlock()
 	c.h.removeIndex(sub)

@@ -169,7 +169,7 @@ func checkOrder(t *testing.T, name string, evs []syncgate.Event, publishers, per
 }
 
 func TestSlowConsumerClosedHealthyServed(t *testing.T) {
-	n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{MaxQueueBytes: 2 << 20, WriteTimeout: 3 * time.Second}})
+	n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{MaxQueueBytes: 2 << 20, WriteTimeout: 20 * time.Second}})
 	tok := token(t, "u1", "p")
 	healthy := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: tok})
 	healthy.Subscribe("s", "p", "c", "")

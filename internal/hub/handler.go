@@ -1,8 +1,11 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,7 +31,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallReadBuffer{w}, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		OriginPatterns:  h.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
@@ -46,17 +49,28 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
-		room:   make(chan struct{}, 1),
 		subs:   make(map[backplane.Stream]*subscription),
 	}
 	c.log = h.log.With("conn", c.id)
-	defer cancel()
 	if code := h.register(c); code != 0 {
+		cancel()
 		_ = ws.Close(websocket.StatusCode(code), "node full or draining, try another")
 		return
 	}
-	defer h.unregister(c)
+	// The connection is served on a goroutine of its own so that this one
+	// returns: net/http then frees its per-request state (the request, its
+	// headers, the 4 KiB read buffer) and the deep handler stack, which
+	// idle connections would otherwise hold for their whole life.
+	go func() {
+		defer h.unregister(c)
+		defer cancel()
+		c.serve(token)
+	}()
+}
 
+// serve authenticates c and serves it until it ends.
+func (c *conn) serve(token string) {
+	h, ws := c.h, c.ws
 	var authID []byte
 	claims, err := c.authenticate(token, &authID)
 	if err != nil {
@@ -181,4 +195,40 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// smallReadBuffer hands coder/websocket a 512-byte read buffer on hijack
+// instead of net/http's 4 KiB one, which every connection would keep for
+// its whole life: client frames are small, and a larger one is read
+// straight from the socket past the buffer. Bytes net/http had already
+// buffered are replayed first.
+type smallReadBuffer struct{ http.ResponseWriter }
+
+func (w smallReadBuffer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		nc = &prefixConn{Conn: nc, pending: bytes.Clone(b)}
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), brw.Writer), nil
+}
+
+// prefixConn reads pending before the connection itself.
+type prefixConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }

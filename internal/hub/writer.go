@@ -41,10 +41,6 @@ func (c *conn) writeLoop() {
 		c.queue, c.queued = c.spare[:0], 0
 		code, reason, flush := c.closeCode, c.closeReason, c.closeFlush
 		c.mu.Unlock()
-		select {
-		case c.room <- struct{}{}:
-		default:
-		}
 
 		var err error
 		if code == 0 || flush {
@@ -52,6 +48,14 @@ func (c *conn) writeLoop() {
 		}
 		clear(batch) // let the GC have the messages
 		c.spare = batch[:0]
+		if code == 0 && err == nil {
+			c.mu.Lock()
+			more := c.pullReplayLocked()
+			c.mu.Unlock()
+			if more {
+				c.signal()
+			}
+		}
 		if err != nil {
 			c.log.Debug("write failed", "err", err)
 			c.ws.CloseNow()
@@ -99,7 +103,7 @@ func (c *conn) writeBatch(batch []item) error {
 // writeEvents writes every unwritten item of sub in seg as one or more
 // events frames, marking them written.
 func (c *conn) writeEvents(seg []item, sub *subscription) error {
-	var published []time.Time
+	published := c.stamp[:0]
 	b := append(c.buf[:0], sub.header...)
 	n := 0
 	flush := func() error {
@@ -130,7 +134,7 @@ func (c *conn) writeEvents(seg []item, sub *subscription) error {
 		it.msg = nil
 	}
 	err := flush()
-	c.buf = b[:0]
+	c.buf, c.stamp = b[:0], published[:0]
 	return err
 }
 
