@@ -74,7 +74,7 @@ type conn struct {
 	replaying   []*subscription // subscriptions whose history the writer is pulling
 	pendingSize int             // bytes in every subscription's pending buffer
 
-	spare []item // writer-owned second queue buffer
+	spare []item      // writer-owned second queue buffer
 	buf   []byte      // writer-owned frame buffer
 	stamp []time.Time // writer-owned publish times of a frame's events
 }
