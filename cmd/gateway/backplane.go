@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/demo"
 	"github.com/syncgate/syncgate/internal/metrics"
@@ -16,6 +18,7 @@ func newBackplane(ctx context.Context, cfg *config, log *slog.Logger, m *metrics
 	if cfg.RedisURL == "" {
 		return backplane.NewMemory(backplane.MemoryConfig{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL}), nil
 	}
+	redis.SetLogger(backplane.RedisLogger(log))
 	bp, err := backplane.NewRedis(backplane.RedisConfig{
 		URL:         cfg.RedisURL,
 		HistorySize: cfg.HistorySize,

@@ -324,3 +324,18 @@ func dialRedis(ctx context.Context, d *net.Dialer, network, addr string, tlsCfg 
 	td := &tls.Dialer{NetDialer: d, Config: tlsCfg}
 	return td.DialContext(ctx, network, addr)
 }
+
+// RedisLogger adapts l for go-redis's process-wide logger
+// (redis.SetLogger), at debug level: go-redis logs every failed dial while
+// Redis is down, and the backplane already logs the outage once.
+func RedisLogger(l *slog.Logger) interface {
+	Printf(ctx context.Context, format string, v ...any)
+} {
+	return redisLogger{l}
+}
+
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
