@@ -92,10 +92,20 @@ func TestRedisOutage(t *testing.T) {
 				}
 				return true
 			})
+			for _, n := range nodes {
+				if code := readyz(t, n.URL); code != http.StatusServiceUnavailable {
+					t.Fatalf("/readyz during the outage: %d", code)
+				}
+			}
 			<-outage.C // the scenario: Redis stays down for 3 s
 			srv.Restart()
 			for _, n := range nodes {
 				await(t, 15*time.Second, "ready after the outage", func() bool { return n.BP.(backplane.Checker).Ready() == nil })
+			}
+			for _, n := range nodes {
+				if code := readyz(t, n.URL); code != http.StatusOK {
+					t.Fatalf("/readyz after the outage: %d", code)
+				}
 			}
 			n0 := ackedCount()
 			await(t, 10*time.Second, "publishing after the outage", func() bool { return ackedCount() >= n0+50 })
@@ -151,4 +161,14 @@ func TestRedisOutage(t *testing.T) {
 			t.Logf("%d events acknowledged, %d publishes answered 503", len(acked), status503)
 		})
 	}
+}
+
+func readyz(t testing.TB, base string) int {
+	t.Helper()
+	resp, err := httpClient.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
