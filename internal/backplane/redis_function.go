@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -282,7 +281,7 @@ func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncg
 	}
 	load := func() error { return loadLibrary(ctx, rdb, opts.HistorySize, opts.HistoryTTL, false) }
 	if _, ok := rdb.(*redis.ClusterClient); !ok {
-		return fcallPublish(ctx, rdb, load, projectKeys(events, 0, len(events)), raws)
+		return fcallPublish(ctx, rdb, load, projectKeys(events), raws)
 	}
 	offsets := make([]string, len(events))
 	for _, group := range groupByProject(events) {
@@ -318,10 +317,11 @@ func groupByProject(events []syncgate.Event) [][]int {
 	return groups
 }
 
-func projectKeys(events []syncgate.Event, from, to int) []string {
+// projectKeys returns the epoch key of every project among events, once.
+func projectKeys(events []syncgate.Event) []string {
 	var keys []string
 	seen := map[string]bool{}
-	for _, ev := range events[from:to] {
+	for _, ev := range events {
 		if !seen[ev.Project] {
 			seen[ev.Project] = true
 			keys = append(keys, epochKey(ev.Project))
@@ -380,12 +380,8 @@ func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int
 	}
 	var err error
 	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		var mu sync.Mutex
 		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			e := one(ctx, c)
-			if e != nil {
-				mu.Lock()
-				defer mu.Unlock()
+			if e := one(ctx, c); e != nil {
 				return fmt.Errorf("%s: %w", c.Options().Addr, e)
 			}
 			return nil

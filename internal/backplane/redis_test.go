@@ -206,6 +206,20 @@ func TestRedisRejectsBadEventsAtomically(t *testing.T) {
 	if err != nil || !strings.HasSuffix(h.Head, ":0-0") {
 		t.Fatalf("head after rejected publish: %+v %v", h, err)
 	}
+	// A batch of two projects is one call on a single Redis.
+	offs, err := b.Publish(ctx, []syncgate.Event{ev("p1", "c", 1), ev("p2", "c", 2), ev("p1", "c", 3)})
+	if err != nil || len(offs) != 3 {
+		t.Fatalf("two-project batch: %v %v", offs, err)
+	}
+	for i, p := range []string{"p1", "p2", "p1"} {
+		h, err := b.History(ctx, backplane.Stream{Project: p, Collection: "c"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i != 0 && h.Head != offs[i] {
+			t.Fatalf("%s head %s, want %s", p, h.Head, offs[i])
+		}
+	}
 }
 
 func TestRedisCLIPublish(t *testing.T) {
