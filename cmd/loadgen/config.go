@@ -46,6 +46,7 @@ type config struct {
 	JSONPath   string
 	Label      string
 	CPUProfile string
+	ProfileDir string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	murls := fs.String("metrics", "", "gateway metrics URL(s), comma-separated (http://host:port/metrics), for go_goroutines and heap figures")
 	fs.StringVar(&c.JSONPath, "json", "", "write the JSON report to this file ('-' for stdout)")
 	fs.StringVar(&c.Label, "label", "", "a name for this run, copied into the report")
+	fs.StringVar(&c.ProfileDir, "gateway-profiles", "", "fetch each gateway's CPU profile over the publishing phase and its heap profile at its end (or after the idle sample when nothing is published) into this directory; needs -metrics and the gateway's pprof endpoint (SYNCGATE_PPROF=true)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the load generator's own CPU profile here (to check that it is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -165,4 +167,59 @@ func selfCPU() float64 {
 		return 0
 	}
 	return s.CPUSeconds
+}
+
+// fetchProfiles saves gateway i's profile of kind (e.g. "profile?seconds=10"
+// or "heap") from the pprof endpoint next to its metrics URL.
+func (r *runner) fetchProfile(ctx context.Context, i int, kind, file string) error {
+	base := strings.TrimSuffix(r.cfg.MetricsURL[i], "/metrics")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/debug/pprof/"+kind, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d (is SYNCGATE_PPROF=true?)", req.URL, resp.StatusCode)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(r.cfg.ProfileDir, file), b, 0o644)
+}
+
+// profiles fetches a CPU profile of secs seconds (when secs > 0) and then a
+// heap profile from every gateway, in the background; wait for the returned
+// function.
+func (r *runner) profiles(ctx context.Context, secs int, tag string) func() []string {
+	if r.cfg.ProfileDir == "" {
+		return func() []string { return nil }
+	}
+	var mu sync.Mutex
+	var errs []string
+	var wg sync.WaitGroup
+	for i := range r.cfg.MetricsURL {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("gw%d-%s", i, tag)
+			var err error
+			if secs > 0 {
+				err = r.fetchProfile(ctx, i, fmt.Sprintf("profile?seconds=%d", secs), name+"-cpu.pprof")
+			}
+			if err == nil {
+				err = r.fetchProfile(ctx, i, "heap", name+"-heap.pprof")
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, "profile: "+err.Error())
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() []string { wg.Wait(); return errs }
 }

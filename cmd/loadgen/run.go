@@ -82,6 +82,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	sleep(ctx, cfg.Settle)
 	rep.Gateway.Idle = r.sampleAll(ctx)
 	busy0, self0, t1 := machineBusy(), selfCPU(), time.Now()
+	if pub == nil {
+		rep.Notes = append(rep.Notes, r.profiles(ctx, 0, "idle")()...)
+	}
 	if cfg.Hold > 0 {
 		r.setPhase("hold")
 		sleep(ctx, cfg.Hold)
@@ -93,8 +96,10 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	if pub != nil {
 		r.setPhase("publish")
 		pubStart = time.Now()
+		waitProfiles := r.profiles(ctx, max(1, int(cfg.Duration.Seconds()*0.8)), "publish")
 		r.publish(ctx, pub)
 		pubEnd = time.Now()
+		rep.Notes = append(rep.Notes, waitProfiles()...)
 		r.setPhase("drain")
 		r.drain(ctx)
 	}
