@@ -56,10 +56,10 @@ type counters struct {
 // gateway port do not exhaust the ephemeral ports of one address.
 type dialers []*http.Client
 
-func newDialers(n int) dialers {
+func newDialers(first, n int) dialers {
 	d := make(dialers, n)
 	for i := range d {
-		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}}
+		nd := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(first+i))}}
 		d[i] = &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, DisableKeepAlives: true}}
 	}
 	return d

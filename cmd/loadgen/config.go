@@ -25,6 +25,7 @@ type config struct {
 	Ramp          float64 // connections per second; 0: as fast as DialConcurrency allows
 	DialConc      int
 	SourceIPs     int // spread connections over 127.0.0.1 … 127.0.0.N
+	SourceFirst   int // the first source address is 127.0.0.SourceFirst
 
 	Rate       float64 // events per second in total; 0 with Duration: as fast as possible
 	Size       int     // approximate encoded event size in bytes
@@ -65,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&c.Ramp, "ramp", 0, "connections opened per second; 0 means as fast as -dial-concurrency allows")
 	fs.IntVar(&c.DialConc, "dial-concurrency", 64, "connection attempts in flight at once")
 	fs.IntVar(&c.SourceIPs, "source-ips", 0, "spread connections over 127.0.0.1…127.0.0.N (0: one per 25,000 connections)")
+	fs.IntVar(&c.SourceFirst, "source-ip-first", 1, "first loopback source address 127.0.0.N; give concurrent load generators disjoint ranges")
 	fs.Float64Var(&c.Rate, "rate", 100, "events published per second in total, spread round-robin over all streams; 0 means as fast as possible")
 	fs.IntVar(&c.Size, "size", 200, "approximate encoded size of one event in bytes (padding in the document)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to publish; 0 publishes nothing (idle run)")
@@ -128,8 +130,8 @@ func (c *config) validate() error {
 	if c.Secret == "" && c.Conns > 0 {
 		bad("-secret is required to mint client tokens")
 	}
-	if c.SourceIPs < 1 || c.SourceIPs > 254 {
-		bad("-source-ips %d: want 1..254", c.SourceIPs)
+	if c.SourceIPs < 1 || c.SourceFirst < 1 || c.SourceFirst+c.SourceIPs-1 > 254 {
+		bad("-source-ip-first %d -source-ips %d: the addresses must lie in 127.0.0.1..127.0.0.254", c.SourceFirst, c.SourceIPs)
 	}
 	if c.DialConc < 1 {
 		bad("-dial-concurrency must be ≥ 1")

@@ -223,3 +223,16 @@ func (r *runner) profiles(ctx context.Context, secs int, tag string) func() []st
 	}
 	return func() []string { wg.Wait(); return errs }
 }
+
+// machineCPUs counts the machine's CPUs in /proc/stat (runtime.NumCPU
+// sees only those this process may run on).
+func machineCPUs() int {
+	b, _ := os.ReadFile("/proc/stat")
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "cpu") && len(line) > 3 && line[3] >= '0' && line[3] <= '9' {
+			n++
+		}
+	}
+	return n
+}

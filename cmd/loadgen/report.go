@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -150,7 +149,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 	}
 	if mc := rep.Machine; mc.Seconds > 0 {
 		row("machine cpu", "gateway %.2f, loadgen %.2f, other processes %.2f cores (of %d) over %.1fs",
-			mc.GatewayCores, mc.LoadgenCores, mc.OtherCores, runtime.NumCPU(), mc.Seconds)
+			mc.GatewayCores, mc.LoadgenCores, mc.OtherCores, machineCPUs(), mc.Seconds)
 	}
 	for _, x := range rep.Warnings {
 		row("WARNING", "%s", x)

@@ -42,7 +42,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	rep := &Report{Label: cfg.Label, Config: reportConfig(cfg), Started: time.Now().UTC()}
 	r.pub.seqs = make([]atomic.Uint64, cfg.streams())
 	r.dialErrs = map[string]int{}
-	r.dialers = newDialers(cfg.SourceIPs)
+	r.dialers = newDialers(cfg.SourceFirst, cfg.SourceIPs)
 
 	limit, warn := raiseNoFile(uint64(cfg.Conns) + 256)
 	rep.NoFileLimit = limit
@@ -105,17 +105,20 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	rep.Gateway.End = r.sampleAll(ctx)
 	m := &rep.Machine
-	m.Seconds = time.Since(t1).Seconds()
-	m.BusyCores = (machineBusy() - busy0) / m.Seconds
-	m.LoadgenCores = (selfCPU() - self0) / m.Seconds
-	var gw float64
-	for i := range rep.Gateway.End {
-		if i < len(rep.Gateway.Idle) {
-			gw += rep.Gateway.End[i].CPUSeconds - rep.Gateway.Idle[i].CPUSeconds
+	if m.Seconds = time.Since(t1).Seconds(); m.Seconds < 0.5 {
+		m.Seconds = 0 // nothing ran: no CPU figures
+	} else {
+		m.BusyCores = (machineBusy() - busy0) / m.Seconds
+		m.LoadgenCores = (selfCPU() - self0) / m.Seconds
+		var gw float64
+		for i := range rep.Gateway.End {
+			if i < len(rep.Gateway.Idle) {
+				gw += rep.Gateway.End[i].CPUSeconds - rep.Gateway.Idle[i].CPUSeconds
+			}
 		}
+		m.GatewayCores = gw / m.Seconds
+		m.OtherCores = max(0, m.BusyCores-m.LoadgenCores-m.GatewayCores)
 	}
-	m.GatewayCores = gw / m.Seconds
-	m.OtherCores = max(0, m.BusyCores-m.LoadgenCores-m.GatewayCores)
 
 	// Stop reading and close every connection; then the clients' state is
 	// ours to read.
