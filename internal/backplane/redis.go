@@ -126,7 +126,9 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	}, nil
 }
 
-// Client returns the command client, for tools and tests.
+// Client returns the command client (no command retries, so a publish is
+// never sent twice). cmd/publisher uses it, unstarted, to publish with
+// RedisPublish from the same URL forms as the gateway.
 func (b *Redis) Client() redis.UniversalClient { return b.cmd }
 
 // Start installs the function library (replacing an older one, so the
