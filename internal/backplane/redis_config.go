@@ -146,6 +146,10 @@ type redisTarget struct {
 // redis+cluster:// / rediss+cluster:// or a comma-separated host list.
 func parseRedisURL(raw string) (redisTarget, error) {
 	bad := func(why string) error {
+		// Parser errors quote the URL; never let them carry the password.
+		if pw := urlPassword(raw); pw != "" {
+			why = strings.ReplaceAll(why, pw, "xxxxx")
+		}
 		return fmt.Errorf("redis URL %q: %s", redactURL(raw), why)
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
@@ -220,6 +224,20 @@ func parseRedisURL(raw string) (redisTarget, error) {
 		return redisTarget{}, bad(err.Error())
 	}
 	return redisTarget{cluster: o}, nil
+}
+
+// urlPassword returns the password part of raw's userinfo, as written.
+func urlPassword(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndex(rest, "@")
+	if i < 0 {
+		return ""
+	}
+	_, pw, _ := strings.Cut(rest[:i], ":")
+	return pw
 }
 
 // redactURL hides a password for error messages and logs.
