@@ -400,3 +400,36 @@ func TestRedisURLs(t *testing.T) {
 		t.Fatalf("negative ProbeTimeout: %v", err)
 	}
 }
+
+// TestRedisHistoryTTL: events older than HistoryTTL are trimmed at the next
+// publish, and a resume from before them is not recovered; the stream key
+// expires with the TTL.
+func TestRedisHistoryTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _ := startRedisBP(t, srv.URL(), func(c *backplane.RedisConfig) { c.HistoryTTL = 500 * time.Millisecond })
+	ctx := context.Background()
+	s := backplane.Stream{Project: "p1", Collection: "ttl"}
+	first, err := b.Publish(ctx, []syncgate.Event{ev("p1", "ttl", 0), ev("p1", "ttl", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := b.History(ctx, s, first[0]); err != nil || !h.Recovered || len(h.Events) != 1 {
+		t.Fatalf("inside the TTL: %+v %v", h, err)
+	}
+	if pttl, err := srv.Do("PTTL", "sg:{p1}:s:ttl"); err != nil || pttl == "-1" || pttl == "-2" {
+		t.Fatalf("stream PTTL %q %v", pttl, err)
+	}
+	var last string
+	await(t, 5*time.Second, "the first events trimmed by age", func() bool {
+		offs, err := b.Publish(ctx, []syncgate.Event{ev("p1", "ttl", 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = offs[0]
+		h, err := b.History(ctx, s, first[0])
+		return err == nil && !h.Recovered
+	})
+	if h, err := b.History(ctx, s, last); err != nil || !h.Recovered {
+		t.Fatalf("resume from the newest event: %+v %v", h, err)
+	}
+}
