@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/redistest"
 )
 
 // imageUID is the USER of the Dockerfile's final stage.
@@ -278,15 +279,11 @@ func get(tb testing.TB, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, below the ephemeral range (see redistest.FreePort).
 func freeAddr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return "127.0.0.1:" + strconv.Itoa(redistest.FreePort(tb))
 }
 
 func hasGoFiles(dir string) bool {

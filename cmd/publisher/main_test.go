@@ -125,7 +125,7 @@ func TestExitStatuses(t *testing.T) {
 	// Line 3 is invalid: lines 1 and 2 are published, nothing after.
 	in := ok + "\n" + `{"type":"insert","collection":"rows","docId":"x"}` + "\n" + ok
 	code, _, stderr = cli(t, nil, in, "--url", n.URL, "--key", wstest.Key, "--project", "p1", "--quiet")
-	if code != exitInvalid || !strings.Contains(stderr, `line 3: invalid event: json: unknown field "docId"`) ||
+	if code != exitInvalid || !strings.Contains(stderr, `line 3: invalid event: unknown field "docId"`) ||
 		!strings.Contains(stderr, "1 event before it published") {
 		t.Errorf("invalid line: exit %d, stderr %q", code, stderr)
 	}
