@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -56,6 +57,7 @@ type conn struct {
 	h      *Hub
 	id     string
 	ws     *websocket.Conn
+	nc     net.Conn // the socket under ws, for write deadlines
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc

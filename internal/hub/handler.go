@@ -31,7 +31,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
-	ws, err := websocket.Accept(smallReadBuffer{w}, r, &websocket.AcceptOptions{
+	hj := &smallReadBuffer{ResponseWriter: w}
+	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		OriginPatterns:  h.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
@@ -46,6 +47,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h:      h,
 		id:     h.nodeID + "-" + strconv.FormatUint(h.nextID.Add(1), 10),
 		ws:     ws,
+		nc:     hj.nc,
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
@@ -202,15 +204,20 @@ func truncate(s string, n int) string {
 // its whole life: client frames are small, and a larger one is read
 // straight from the socket past the buffer. Bytes net/http had already
 // buffered are replayed first.
-type smallReadBuffer struct{ http.ResponseWriter }
+// It also keeps the socket, for write deadlines (see conn.write).
+type smallReadBuffer struct {
+	http.ResponseWriter
+	nc net.Conn
+}
 
-func (w smallReadBuffer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallReadBuffer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	w.nc = nc
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		nc = &prefixConn{Conn: nc, pending: bytes.Clone(b)}
