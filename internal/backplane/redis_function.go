@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -256,9 +257,12 @@ type RedisPublishOptions struct {
 // failing project: the earlier ones are published.
 //
 // When the library is missing (a Redis that restarted empty, or no gateway
-// has started yet) it is installed and the call retried once. Errors caused
-// by Redis being unreachable wrap ErrUnavailable; an event the function
-// rejects yields an error wrapping syncgate.ErrInvalidEvent.
+// has started yet) it is installed and the call retried once. Errors where
+// nothing was sent (Redis unreachable, or refusing writes) wrap
+// ErrUnavailable and are safe to retry. Errors after which the call may
+// have run (a timeout, a connection cut after sending) wrap
+// context.DeadlineExceeded: retrying them may publish twice. An event the
+// function rejects yields an error wrapping syncgate.ErrInvalidEvent.
 func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions) ([]string, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -395,9 +399,11 @@ func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int
 	return nil
 }
 
-// classify wraps err with ErrUnavailable unless Redis answered it with an
-// error reply that is not about availability; replies the function returned
-// for a bad event wrap syncgate.ErrInvalidEvent.
+// classify wraps err with ErrUnavailable when the command surely did not
+// run (no connection, or Redis refused it as loading, read-only, down…),
+// with context.DeadlineExceeded when it may have run (timed out or cut off
+// after it was sent: the server answers 504), and with
+// syncgate.ErrInvalidEvent for events the function rejected.
 func classify(op string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
@@ -412,8 +418,27 @@ func classify(op string, err error) error {
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	// Anything else is the connection: refused, reset, timed out, closed.
-	return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+	if notSent(err) {
+		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	// Timed out or cut off after the command was written: it may have run.
+	return fmt.Errorf("%s: %w (the command may have run): %v", op, context.DeadlineExceeded, err)
+}
+
+// notSent reports errors that mean the command never reached Redis: no
+// connection could be made or taken from the pool, or the client is
+// closed. Publishes failing so answer 503 ("nothing was published");
+// any other failure may come after Redis ran the command.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) ||
+		errors.Is(err, redis.ErrClosed)
 }
 
 // Key and channel names; docs/redis.md documents them.
