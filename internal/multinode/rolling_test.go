@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,14 +63,11 @@ type proc struct {
 	exited chan error
 }
 
+// freeAddr is a loopback address below the ephemeral port range, so no
+// outgoing connection takes it while the node restarts.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 }
 
 func startProc(t testing.TB, redisURL string, i int) *proc {
