@@ -424,7 +424,9 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 }
 
 // Publish implements Backplane: one atomic function call per project on
-// Redis Cluster, one for the whole batch on a single Redis.
+// Redis Cluster, one for the whole batch on a single Redis. Its errors wrap
+// ErrUnavailable only when nothing was published; when the call may have
+// run they wrap context.DeadlineExceeded (or Canceled) instead.
 func (b *Redis) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
 	b.mu.Lock()
 	closed := b.closed
@@ -434,7 +436,16 @@ func (b *Redis) Publish(ctx context.Context, events []syncgate.Event) ([]string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	return RedisPublish(ctx, b.cmd, events, RedisPublishOptions{HistorySize: b.cfg.HistorySize, HistoryTTL: b.cfg.HistoryTTL})
+	offsets, err := RedisPublish(ctx, b.cmd, events, RedisPublishOptions{HistorySize: b.cfg.HistorySize, HistoryTTL: b.cfg.HistoryTTL})
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// The call may have run: not the "nothing was published" of
+		// ErrUnavailable (503) but an unknown outcome (504).
+		if errors.Is(err, context.Canceled) {
+			return nil, fmt.Errorf("publish: %w: %v", context.Canceled, err)
+		}
+		return nil, fmt.Errorf("publish: %w: %v", context.DeadlineExceeded, err)
+	}
+	return offsets, err
 }
 
 // Subscribe implements Backplane. The first local subscription to a stream

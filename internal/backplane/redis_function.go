@@ -257,11 +257,10 @@ type RedisPublishOptions struct {
 // failing project: the earlier ones are published.
 //
 // When the library is missing (a Redis that restarted empty, or no gateway
-// has started yet) it is installed and the call retried once. Errors where
-// nothing was sent (Redis unreachable, or refusing writes) wrap
-// ErrUnavailable and are safe to retry. Errors after which the call may
-// have run (a timeout, a connection cut after sending) wrap
-// context.DeadlineExceeded: retrying them may publish twice. An event the
+// has started yet) it is installed and the call retried once. Connection
+// failures wrap ErrUnavailable; when the call may have run (a timeout, a
+// connection cut after sending) they also wrap context.DeadlineExceeded or
+// context.Canceled, and retrying them may publish twice. An event the
 // function rejects yields an error wrapping syncgate.ErrInvalidEvent.
 func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions) ([]string, error) {
 	if len(events) == 0 {
@@ -399,11 +398,12 @@ func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int
 	return nil
 }
 
-// classify wraps err with ErrUnavailable when the command surely did not
-// run (no connection, or Redis refused it as loading, read-only, down…),
-// with context.DeadlineExceeded when it may have run (timed out or cut off
-// after it was sent: the server answers 504), and with
-// syncgate.ErrInvalidEvent for events the function rejected.
+// classify wraps connection failures with ErrUnavailable; those after
+// which the command may have run (timed out or cut off after it was sent)
+// also wrap context.DeadlineExceeded (or context.Canceled), while those
+// where it surely did not run (no connection, or Redis refused it as
+// loading, read-only, down…) wrap ErrUnavailable alone. Replies the
+// function gave for a bad event wrap syncgate.ErrInvalidEvent.
 func classify(op string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
@@ -422,10 +422,10 @@ func classify(op string, err error) error {
 		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 	}
 	// Timed out or cut off after the command was written: it may have run.
-	return fmt.Errorf("%s: %w (the command may have run): %v", op, context.DeadlineExceeded, err)
+	return fmt.Errorf("%s: %w: %w (the command may have run): %v", op, ErrUnavailable, context.DeadlineExceeded, err)
 }
 
 // notSent reports errors that mean the command never reached Redis: no

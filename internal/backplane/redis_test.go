@@ -433,3 +433,38 @@ func TestRedisHistoryTTL(t *testing.T) {
 		t.Fatalf("resume from the newest event: %+v %v", h, err)
 	}
 }
+
+// TestRedisPublishOutcome: a publish that surely did not reach Redis wraps
+// ErrUnavailable (503, safe to retry); one whose reply was lost wraps
+// context.DeadlineExceeded and not ErrUnavailable (504: it ran here).
+func TestRedisPublishOutcome(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.StartProxy(t, srv.Addr())
+	b, _ := startRedisBP(t, proxy.URL(), func(c *backplane.RedisConfig) { c.PublishTimeout = 300 * time.Millisecond })
+	ctx := context.Background()
+	s := backplane.Stream{Project: "p1", Collection: "c"}
+	if _, err := b.Publish(ctx, []syncgate.Event{ev("p1", "c", 0)}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Freeze(func(redistest.ProxyConn) bool { return true })
+	_, err := b.Publish(ctx, []syncgate.Event{ev("p1", "c", 1)})
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backplane.ErrUnavailable) {
+		t.Fatalf("publish with the reply lost: %v", err)
+	}
+	// It did run.
+	direct, _ := startRedisBP(t, srv.URL(), nil)
+	h, err := direct.History(ctx, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, _, _ := strings.Cut(h.Head, ":")
+	if h2, err := direct.History(ctx, s, epoch+":0-0"); err != nil || len(h2.Events) != 2 {
+		t.Fatalf("history after the lost reply: %+v %v", h2, err)
+	}
+	proxy.Close()
+	srv.Kill()
+	_, err = direct.Publish(ctx, []syncgate.Event{ev("p1", "c", 2)})
+	if !errors.Is(err, backplane.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("publish with Redis down: %v", err)
+	}
+}
