@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +39,11 @@ func gatewayBinary(t testing.TB) string {
 			return
 		}
 		gatewayBin = filepath.Join(buildDir, "gateway")
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = err
+			return
+		}
 		out, err := exec.Command(goBin, "build", "-o", gatewayBin, "github.com/syncgate/syncgate/cmd/gateway").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/gateway: %v\n%s", err, out)
