@@ -55,9 +55,12 @@ type subscription struct {
 	key  subKey
 
 	// Guarded by conn.mu.
-	state   subState
-	last    backplane.Offset // newest offset queued to the client
-	pending []*message       // live events that arrived during replay
+	state        subState
+	last         backplane.Offset // newest offset queued to the client
+	pending      []*message       // live events that arrived during replay
+	pendingBytes int
+	replay       []*message       // history not yet queued; the writer pulls it
+	head         backplane.Offset // the stream head History answered
 }
 
 // stateOp changes the writer's recovery state at its place in the queue.
@@ -111,6 +114,8 @@ type conn struct {
 	closeReason string
 	closeFlush  bool
 	expiry      *time.Timer
+	replaying   []*subscription // subscriptions whose history the writer is pulling
+	pendingSize int             // bytes in every subscription's pending buffer
 
 	// Writer-owned.
 	spare   []item
@@ -143,10 +148,13 @@ func (c *conn) deliver(sub *subscription, m *message) {
 		return
 	}
 	if sub.state == subReplaying {
-		if len(sub.pending) >= c.s.cfg.MaxPendingEvents {
+		size := len(m.data[kindIndex(sub.key.kind)]) + itemOverhead
+		if len(sub.pending) >= c.s.cfg.MaxPendingEvents || c.queued+c.pendingSize+size > c.s.cfg.MaxQueueBytes {
 			c.failSlowLocked()
 		} else {
 			sub.pending = append(sub.pending, m)
+			sub.pendingBytes += size
+			c.pendingSize += size
 		}
 		c.mu.Unlock()
 		return
@@ -303,58 +311,97 @@ func (c *conn) open(sub *subscription, since string) (backplane.History, backpla
 	return hist, head, nil
 }
 
-// commitLocked makes sub live: it queues the recovery-state entry when
-// withOp (with frame, an unclosed event that carries the new state, when
-// not nil; the caller queued it otherwise), the
-// replayed events after since, and the live events that arrived meanwhile,
-// with no gap and no duplicate at the seam. c.mu held.
-func (c *conn) commitLocked(sub *subscription, hist backplane.History, head, since backplane.Offset, replay, withOp bool, frame []byte) bool {
+// startLocked queues the recovery-state entry of a joined subscription
+// (with frame, an unclosed event that carries the new state) and makes it
+// live from the stream head. c.mu held.
+func (c *conn) startLocked(sub *subscription, head backplane.Offset, frame []byte) {
 	if sub.state != subReplaying {
+		return
+	}
+	sub.last, sub.head = head, head
+	c.queueLocked(item{frame: frame, withState: true, op: opSet, key: sub.key, off: head}, len(frame)+itemOverhead)
+	c.finishReplayLocked(sub)
+}
+
+// replayLocked hands the history of a recovered subscription after since
+// to the writer, which pulls it a chunk at a time as the client reads it
+// (pullReplayLocked), so a client catching up on more history than its
+// queue bound is not mistaken for a slow consumer, and the reader goes on
+// reading (pongs, other packets) meanwhile. Live events wait in
+// sub.pending. c.mu held.
+func (c *conn) replayLocked(sub *subscription, replay []*message, head, since backplane.Offset) {
+	if sub.state != subReplaying {
+		return
+	}
+	sub.last, sub.head, sub.replay = since, head, replay
+	if len(replay) == 0 {
+		c.finishReplayLocked(sub)
+	} else {
+		c.replaying = append(c.replaying, sub)
+	}
+}
+
+// pullReplayLocked moves history of replaying subscriptions into the queue
+// while it is below half its bound, finishing subscriptions whose history is
+// all queued. It reports whether it queued anything. The writer calls it
+// after each batch. c.mu held.
+func (c *conn) pullReplayLocked() bool {
+	if len(c.replaying) == 0 || c.closeCode != 0 {
 		return false
 	}
-	start := head
-	if replay {
-		start = since
-	}
-	sub.last = start
-	ok := true
-	if withOp {
-		ok = c.queueLocked(item{frame: frame, withState: frame != nil, op: opSet, key: sub.key, off: start}, len(frame)+itemOverhead)
-	}
-	if replay {
+	limit := c.s.cfg.MaxQueueBytes / 2
+	moved := false
+	for len(c.replaying) > 0 {
+		sub := c.replaying[0]
 		ki := kindIndex(sub.key.kind)
-		for i := range hist.Events {
-			if !ok {
-				break
+		for sub.state == subReplaying && len(sub.replay) > 0 {
+			m := sub.replay[0]
+			size := len(m.data[ki]) + itemOverhead
+			if c.queued > 0 && c.queued+c.pendingSize+size > limit {
+				return moved
 			}
-			ev := &hist.Events[i]
-			if ev.Audience != nil && !ev.Audience.Allows(c.claims.Subject, c.claims.Roles) {
+			sub.replay[0] = nil
+			sub.replay = sub.replay[1:]
+			if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
 				continue
 			}
-			m, err := newMessage(ev, sub.key.kind == kindProject, sub.key.kind == kindCollection)
-			if err != nil || !sub.last.Less(m.off) {
-				continue
+			if sub.last.Less(m.off) {
+				sub.last = m.off
+				if !c.queueLocked(item{sub: sub, msg: m}, size) {
+					return moved
+				}
+				moved = true
 			}
-			sub.last = m.off
-			ok = c.queueLocked(item{sub: sub, msg: m}, len(m.data[ki])+itemOverhead)
 		}
+		if sub.state == subReplaying {
+			c.finishReplayLocked(sub)
+			moved = true
+		}
+		c.replaying[0] = nil
+		c.replaying = c.replaying[1:]
 	}
-	if sub.last.Less(head) {
-		sub.last = head
+	return moved
+}
+
+// finishReplayLocked makes sub live: the live events that arrived during
+// replay are queued, skipping what replay covered, so there is no gap and
+// no duplicate at the seam. c.mu held.
+func (c *conn) finishReplayLocked(sub *subscription) {
+	if sub.last.Less(sub.head) {
+		sub.last = sub.head
 	}
 	pending := sub.pending
-	sub.pending = nil
+	c.pendingSize -= sub.pendingBytes
+	sub.pending, sub.pendingBytes, sub.replay = nil, 0, nil
 	sub.state = subLive
 	for _, m := range pending {
-		if !ok {
-			break
-		}
 		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
 			continue // covered by replay or before the head
 		}
-		ok = c.queueEventLocked(sub, m)
+		if !c.queueEventLocked(sub, m) {
+			return
+		}
 	}
-	return ok
 }
 
 // endSubscription removes sub from the connection and the index, and from
@@ -366,7 +413,8 @@ func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
 		return
 	}
 	sub.state = subEnded
-	sub.pending = nil
+	c.pendingSize -= sub.pendingBytes
+	sub.pending, sub.pendingBytes, sub.replay = nil, 0, nil
 	if c.subs[sub.key] == sub {
 		delete(c.subs, sub.key)
 	}
@@ -412,10 +460,10 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 	}
 	c.mu.Unlock()
 	type opened struct {
-		sub   *subscription
-		hist  backplane.History
-		head  backplane.Offset
-		since backplane.Offset
+		sub    *subscription
+		replay []*message
+		head   backplane.Offset
+		since  backplane.Offset
 	}
 	var subs []opened
 	undo := func() {
@@ -435,11 +483,21 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 			undo()
 			return false
 		}
-		subs = append(subs, opened{sub, hist, head, since})
+		subs = append(subs, opened{sub: sub, head: head, since: since})
 		if !hist.Recovered {
 			undo()
 			return false
 		}
+		// Encoded here, off the lock the writer pulls them under; the
+		// audience is checked as they are pulled, with the claims then.
+		replay := make([]*message, 0, len(hist.Events))
+		for i := range hist.Events {
+			m, err := newMessage(&hist.Events[i], k.kind == kindProject, k.kind == kindCollection)
+			if err == nil {
+				replay = append(replay, m)
+			}
+		}
+		subs[len(subs)-1].replay = replay
 	}
 	c.mu.Lock()
 	// Every restored subscription enters the state before the first
@@ -448,9 +506,9 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 	for _, o := range subs {
 		ok = ok && c.queueLocked(item{op: opSet, key: o.sub.key, off: o.since}, itemOverhead)
 	}
-	for _, o := range subs {
-		if ok {
-			ok = c.commitLocked(o.sub, o.hist, o.head, o.since, true, false, nil)
+	if ok {
+		for _, o := range subs {
+			c.replayLocked(o.sub, o.replay, o.head, o.since)
 		}
 	}
 	c.mu.Unlock()

@@ -29,6 +29,12 @@
 //     the recovery state it appends to each event.
 //   - A connection whose queue exceeds Config.MaxQueueBytes is closed with
 //     4008; the client reconnects and recovers. Nothing is skipped silently.
+//   - Recovery replay is pulled by the writer a chunk at a time (up to half
+//     the queue bound) as the client reads it, so a client that missed more
+//     than the bound catches up instead of being cut again; the reader goes
+//     on reading meanwhile. Live events that arrive during a replay wait in
+//     a pending buffer (bounded in events and, with the queue, in bytes) and
+//     are de-duplicated by offset at the seam.
 //   - The subscription index is sharded by stream with copy-on-write
 //     subscriber slices.
 //

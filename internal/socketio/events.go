@@ -110,7 +110,7 @@ func (c *conn) join(ackID int64, key subKey) {
 		c.enqueue(item{frame: frame, withState: true})
 		return
 	}
-	hist, head, err := c.open(sub, "")
+	_, head, err := c.open(sub, "")
 	if err != nil {
 		c.log.Warn("subscribe failed", "stream", key.stream.String(), "err", err)
 		c.fail(ackID, name, codeInternal, "subscribe "+key.stream.String()+": "+err.Error())
@@ -121,7 +121,7 @@ func (c *conn) join(ackID int64, key subKey) {
 		a := encodeAck(ackID, ok)
 		c.queueLocked(item{frame: a}, len(a))
 	}
-	c.commitLocked(sub, hist, head, backplane.Offset{}, false, true, frame)
+	c.startLocked(sub, head, frame)
 	c.mu.Unlock()
 	c.signal()
 }

@@ -65,6 +65,16 @@ func (c *conn) writeLoop() {
 		}
 		clear(batch)
 		c.spare = batch[:0]
+		if code == 0 && err == nil {
+			// The next chunk of history replay, now that the client has
+			// taken this batch.
+			c.mu.Lock()
+			more := c.pullReplayLocked()
+			c.mu.Unlock()
+			if more {
+				c.signal()
+			}
+		}
 		if err != nil {
 			c.log.Debug("write failed", "err", err)
 			c.ws.CloseNow()
