@@ -59,8 +59,9 @@ type subscription struct {
 	last         backplane.Offset // newest offset queued to the client
 	pending      []*message       // live events that arrived during replay
 	pendingBytes int
-	replay       []*message       // history not yet queued; the writer pulls it
-	head         backplane.Offset // the stream head History answered
+	replay       []*message        // history not yet queued; the writer pulls it
+	head         backplane.Offset  // the stream head History answered
+	resetTo      *backplane.Offset // a backplane Reset that arrived during replay
 }
 
 // stateOp changes the writer's recovery state at its place in the queue.
@@ -383,23 +384,51 @@ func (c *conn) pullReplayLocked() bool {
 	return moved
 }
 
-// finishReplayLocked makes sub live: the live events that arrived during
-// replay are queued, skipping what replay covered, so there is no gap and
-// no duplicate at the seam. c.mu held.
+// finishReplayLocked makes sub live. When a backplane Reset arrived during
+// replay and reaches past what history covered, the connection is closed
+// with 1012 (Socket.IO cannot tell a live socket it missed events; the
+// client's recovery attempt then reports recovered=false). Otherwise the
+// live events that arrived meanwhile are queued, skipping what replay
+// covered, so there is no gap and no duplicate at the seam. c.mu held.
 func (c *conn) finishReplayLocked(sub *subscription) {
 	if sub.last.Less(sub.head) {
 		sub.last = sub.head
 	}
-	pending := sub.pending
+	pending, reset := sub.pending, sub.resetTo
 	c.pendingSize -= sub.pendingBytes
-	sub.pending, sub.pendingBytes, sub.replay = nil, 0, nil
+	sub.pending, sub.pendingBytes, sub.replay, sub.resetTo = nil, 0, nil, nil
 	sub.state = subLive
+	if reset != nil && (reset.Epoch != sub.last.Epoch || sub.last.Less(*reset)) {
+		c.closeLocked(closeServiceRestart, "stream lost events, reconnect", true)
+		return
+	}
 	for _, m := range pending {
 		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
 			continue // covered by replay or before the head
 		}
 		if !c.queueEventLocked(sub, m) {
 			return
+		}
+	}
+}
+
+// reset handles a backplane Reset of sub's stream: events up to head may
+// have been lost. A live subscription that has not passed head closes the
+// connection with 1012 after writing its queue; one that has (it replayed
+// further) lost nothing. During replay the Reset is applied when the replay
+// ends: the live events this node lost may lie beyond what History
+// returned.
+func (c *conn) reset(sub *subscription, head backplane.Offset) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch sub.state {
+	case subReplaying:
+		if sub.resetTo == nil || sub.resetTo.Less(head) || sub.resetTo.Epoch != head.Epoch {
+			sub.resetTo = &head
+		}
+	case subLive:
+		if head.Epoch != sub.last.Epoch || sub.last.Less(head) {
+			c.closeLocked(closeServiceRestart, "stream lost events, reconnect", true)
 		}
 	}
 }
@@ -414,7 +443,7 @@ func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
 	}
 	sub.state = subEnded
 	c.pendingSize -= sub.pendingBytes
-	sub.pending, sub.pendingBytes, sub.replay = nil, 0, nil
+	sub.pending, sub.pendingBytes, sub.replay, sub.resetTo = nil, 0, nil, nil
 	if c.subs[sub.key] == sub {
 		delete(c.subs, sub.key)
 	}

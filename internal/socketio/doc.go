@@ -35,6 +35,9 @@
 //     on reading meanwhile. Live events that arrive during a replay wait in
 //     a pending buffer (bounded in events and, with the queue, in bytes) and
 //     are de-duplicated by offset at the seam.
+//   - A backplane Reset closes with 1012 every connection whose subscription
+//     has not passed the Reset's head; one arriving during a replay is
+//     applied when the replay ends.
 //   - The subscription index is sharded by stream with copy-on-write
 //     subscriber slices.
 //

@@ -1,17 +1,63 @@
 package socketio_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
+
+// lossy wraps Memory so a test can lose live events at the node (as a broken
+// Redis pub/sub connection does) and send the Reset the Redis backplane sends
+// when it cannot fill the gap from history.
+type lossy struct {
+	*backplane.Memory
+	r         backplane.Receiver
+	drop      atomic.Bool
+	onHistory atomic.Pointer[func(s backplane.Stream)]
+}
+
+func (l *lossy) Start(ctx context.Context, r backplane.Receiver) error {
+	l.r = r
+	return l.Memory.Start(ctx, l)
+}
+
+func (l *lossy) Receive(s backplane.Stream, ev *syncgate.Event) {
+	if !l.drop.Load() {
+		l.r.Receive(s, ev)
+	}
+}
+
+func (l *lossy) Reset(s backplane.Stream, head string) { l.r.Reset(s, head) }
+
+func (l *lossy) History(ctx context.Context, s backplane.Stream, since string) (backplane.History, error) {
+	h, err := l.Memory.History(ctx, s, since)
+	if f := l.onHistory.Swap(nil); f != nil {
+		(*f)(s)
+	}
+	return h, err
+}
+
+// loseOne publishes an event the node never receives and returns its offset.
+func (l *lossy) loseOne(t *testing.T, s backplane.Stream, seq int) string {
+	l.drop.Store(true)
+	offs, err := l.Memory.Publish(context.Background(), []syncgate.Event{wstest.Doc(s.Project, s.Collection, seq)})
+	l.drop.Store(false)
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	return offs[0]
+}
 
 // padded returns n documents of p/c numbered from first, each about size
 // bytes on the wire.
@@ -92,4 +138,72 @@ func TestRecoveryLongerThanQueue(t *testing.T) {
 	next := 0
 	readSeqs(t, c, &next, missed+live)
 	c.noFrame(50 * time.Millisecond)
+}
+
+// TestResetDuringRecovery: a Reset that arrives while a recovery replays
+// still closes the socket with 1012 once the replay is written, and the
+// client's next recovery delivers the event this node lost.
+func TestResetDuringRecovery(t *testing.T) {
+	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	n := startNode(t, l, func(c *socketio.Config) { c.MaxQueueBytes = 64 << 10 })
+	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
+	pid, state := subscribed(t, n, tok)
+	const missed = 100
+	n.Publish(t, padded(0, missed, 2<<10)...)
+	hook := func(s backplane.Stream) {
+		l.Reset(s, l.loseOne(t, s, missed)) // after History: during the replay
+	}
+	l.onHistory.Store(&hook)
+
+	c, a := reconnect(t, n, tok, pid, state)
+	if a.PID != pid {
+		t.Fatalf("pid %s, want %s (recovered)", a.PID, pid)
+	}
+	next := 0
+	last, code := readSeqs(t, c, &next, -1)
+	if code != 1012 {
+		t.Fatalf("close %d after %d events, want 1012", code, next)
+	}
+	if next < missed {
+		// Not required, but the replay is written before the close.
+		t.Logf("closed after %d of %d replayed events", next, missed)
+	}
+	if last == "" {
+		last = state
+	}
+	c, a = reconnect(t, n, tok, pid, last)
+	if a.PID != pid {
+		t.Fatalf("pid %s, want %s (recovered)", a.PID, pid)
+	}
+	readSeqs(t, c, &next, missed+1) // the rest, and the lost event
+	c.noFrame(50 * time.Millisecond)
+}
+
+// TestStaleReset: a Reset to a head a subscription has already passed, live
+// or at the end of its replay, does not disconnect it; one past it does.
+func TestStaleReset(t *testing.T) {
+	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	n := startNode(t, l, nil)
+	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
+	s := backplane.Stream{Project: "p", Collection: "c"}
+	pid, state := subscribed(t, n, tok)
+	offs := n.Publish(t, padded(0, 3, 10)...)
+	hook := func(s backplane.Stream) { l.Reset(s, offs[1]) } // behind History's head
+	l.onHistory.Store(&hook)
+
+	c, a := reconnect(t, n, tok, pid, state)
+	if a.PID != pid {
+		t.Fatalf("pid %s, want %s (recovered)", a.PID, pid)
+	}
+	next := 0
+	readSeqs(t, c, &next, 3)
+	l.Reset(s, offs[2]) // live, at the subscription's position
+	n.Publish(t, padded(3, 1, 10)...)
+	readSeqs(t, c, &next, 4)
+
+	lost := l.loseOne(t, s, 4)
+	l.Reset(s, lost)
+	if code := c.closed(); code != 1012 {
+		t.Fatalf("close %d after a Reset past the subscription, want 1012", code)
+	}
 }

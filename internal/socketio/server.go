@@ -185,12 +185,18 @@ func (s *Server) Receive(st backplane.Stream, ev *syncgate.Event) {
 }
 
 // Reset implements backplane.Receiver. Socket.IO has no way to tell a live
-// socket that it missed events, so every connection subscribed to st is
-// closed (after writing what is queued); socket.io-client reconnects, its
-// recovery fails, and it sees socket.recovered === false.
+// socket that it missed events, so every connection with a subscription to
+// st that has not passed head is closed with 1012 (after writing what is
+// queued; during a replay, when the replay ends); socket.io-client
+// reconnects, its recovery fails, and it sees socket.recovered === false.
 func (s *Server) Reset(st backplane.Stream, head string) {
+	h, err := backplane.ParseOffset(head)
 	for _, sub := range s.shard(st).subscribers(st) {
-		sub.conn.requestClose(closeServiceRestart, "stream lost events, reconnect", true)
+		if err != nil {
+			sub.conn.requestClose(closeServiceRestart, "stream lost events, reconnect", true)
+			continue
+		}
+		sub.conn.reset(sub, h)
 	}
 }
 
