@@ -3,6 +3,9 @@ package socketio_test
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -205,5 +208,72 @@ func TestStaleReset(t *testing.T) {
 	l.Reset(s, lost)
 	if code := c.closed(); code != 1012 {
 		t.Fatalf("close %d after a Reset past the subscription, want 1012", code)
+	}
+}
+
+// TestResetMidReplay: a Reset that arrives while the writer is still
+// pulling a replay the client reads slowly is applied when the replay
+// ends: every replayed event, then 1012.
+func TestResetMidReplay(t *testing.T) {
+	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	n := startNode(t, l, func(c *socketio.Config) { c.MaxQueueBytes = 256 << 10; c.WriteTimeout = 5 * time.Second })
+	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
+	pid, state := subscribed(t, n, tok)
+	// More than the socket buffers hold (4 MiB of send buffer at most), so
+	// the replay cannot end before the client has read most of it.
+	const missed = 200
+	if _, err := l.Memory.Publish(context.Background(), padded(0, missed, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// The test reads the socket itself, through a fixed 256 KiB receive
+	// buffer (above loopback's MSS, so the window does not stall).
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, n.sioURL(""), &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(256 << 10)
+			}
+			return conn, err
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 20)
+	auth, _ := json.Marshal(map[string]string{"token": tok, "pid": pid, "offset": state})
+	if _, _, err := ws.Read(ctx); err != nil { // Engine.IO open
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, append([]byte("40"), auth...)); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (string, error) {
+		for {
+			_, data, err := ws.Read(ctx)
+			if err != nil || string(data) != "2" {
+				return string(data), err
+			}
+		}
+	}
+	if f, err := read(); err != nil || !strings.Contains(f, pid) {
+		t.Fatalf("CONNECT answer %.80q, %v; want recovered", f, err)
+	}
+	s := backplane.Stream{Project: "p", Collection: "c"}
+	for i := 0; ; i++ {
+		f, err := read()
+		if i == 0 {
+			l.Reset(s, l.loseOne(t, s, missed)) // the replay is under way
+		}
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != 1012 || i != missed {
+				t.Fatalf("closed with %d after %d events, want 1012 after %d: %v", code, i, missed, err)
+			}
+			return
+		}
+		if want := `"document":` + strconv.Itoa(i) + `,`; !strings.Contains(f, want) {
+			t.Fatalf("frame %d is %.120q, want document %d", i, f, i)
+		}
 	}
 }
