@@ -47,8 +47,11 @@ type Receiver interface {
 
 // Backplane stores history and delivers events between nodes.
 type Backplane interface {
-	// Start begins delivery to r. It is called once, before Subscribe; the
-	// backplane's goroutines stop when ctx ends or Close is called.
+	// Start begins delivery to r. It is called once, before Subscribe. ctx
+	// bounds Start only: delivery goes on until Close, even after ctx ends
+	// (a draining node, whose signal context has ended, still delivers to
+	// the clients it has not closed yet). Memory starts no goroutines;
+	// Redis's run until Close, which stops them and waits for them.
 	Start(ctx context.Context, r Receiver) error
 	// Publish appends validated events to their collection and project
 	// streams and delivers them, atomically per event. It returns each

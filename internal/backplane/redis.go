@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +53,10 @@ type Redis struct {
 	groups  map[string]*psGroup
 	cmdErr  error // last result of the command-connection ping
 	up      bool  // last value of BackplaneUp
+
+	fillBytes int // bytes held in every stream's fill buffer
+
+	limitsWarned atomic.Bool // warned once that another gateway's limits apply
 }
 
 // psGroup is one pub/sub connection and the channels it carries.
@@ -69,6 +74,11 @@ type psGroup struct {
 	stalled       bool  // a probe timed out; cleared when one returns
 	unreachable   error // the last probe could not be sent
 	rebuilding    bool
+
+	// unsubscribing holds the channels whose SUNSUBSCRIBE is in flight
+	// outside subMu; a Subscribe to one waits for it, so the two commands
+	// reach Redis in the order of the state changes.
+	unsubscribing map[string]chan struct{}
 }
 
 // chanState is one subscribed channel on this node.
@@ -86,6 +96,7 @@ type chanState struct {
 	refill   bool // fill again when the running fill ends
 	overflow bool // buf overflowed during the fill
 	buf      []liveEvent
+	bufBytes int
 }
 
 type subWaiter struct {
@@ -94,13 +105,20 @@ type subWaiter struct {
 }
 
 type liveEvent struct {
-	off Offset
-	ev  *syncgate.Event
+	off  Offset
+	ev   *syncgate.Event // nil: an entry the gateway cannot decode
+	size int             // bytes of the channel message
 }
 
-// maxFillBuffer bounds the live events held back per stream during a fill;
-// beyond it they are dropped and the stream is filled again from history.
-const maxFillBuffer = 100_000
+// The live events held back during a fill are bounded per stream in count
+// and bytes, and node-wide in bytes; beyond that they are dropped and the
+// stream is filled again from history, which says recovered:false
+// (Receiver.Reset) when it no longer holds them.
+var (
+	maxFillBuffer          = 100_000
+	maxFillBufferBytes     = 32 << 20
+	maxFillBufferNodeBytes = 256 << 20
+)
 
 var (
 	_ Backplane = (*Redis)(nil)
@@ -175,7 +193,7 @@ func (b *Redis) Start(ctx context.Context, r Receiver) error {
 }
 
 func (b *Redis) loadAndVerify(ctx context.Context) error {
-	if err := loadLibrary(ctx, b.cmd, b.cfg.HistorySize, b.cfg.HistoryTTL, true); err != nil {
+	if err := b.installLibrary(ctx); err != nil {
 		return err
 	}
 	check := func(ctx context.Context, c redis.Cmdable) error {
@@ -192,6 +210,62 @@ func (b *Redis) loadAndVerify(ctx context.Context) error {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return check(ctx, c) })
 	}
 	return check(ctx, b.cmd)
+}
+
+// installLibrary loads the function library with this node's limits,
+// replacing whatever is installed.
+func (b *Redis) installLibrary(ctx context.Context) error {
+	return loadLibrary(ctx, b.cmd, b.cfg.HistorySize, b.cfg.HistoryTTL, libraryOwnerGateway, true)
+}
+
+// ensureLibrary reinstalls the function library with this node's limits on
+// every master where it is missing (Redis restarted empty, a new cluster
+// master), outdated, or installed by a publisher (with the publisher's
+// limits). A library another gateway installed stays: nodes are configured
+// alike (docs/redis.md), and replacing it would make two misconfigured
+// nodes take turns; a difference in limits is logged once.
+func (b *Redis) ensureLibrary(ctx context.Context) {
+	size, ttl := int64(max(b.cfg.HistorySize, 0)), b.cfg.HistoryTTL.Milliseconds()
+	src := redisLibrarySource(b.cfg.HistorySize, b.cfg.HistoryTTL, libraryOwnerGateway)
+	one := func(ctx context.Context, c redis.Cmdable) error {
+		v, err := c.FCallRO(ctx, "syncgate_version", nil).Slice()
+		why := ""
+		switch {
+		case err != nil && isFunctionMissing(err):
+			why = "missing"
+		case err != nil:
+			return err
+		case len(v) < 4 || fmt.Sprint(v[0]) != RedisLibraryVersion:
+			why = "outdated"
+		case fmt.Sprint(v[3]) != libraryOwnerGateway:
+			why = "installed by a publisher"
+		default:
+			if n, _ := v[1].(int64); n != size {
+				why = fmt.Sprintf("history size %d", n)
+			} else if ms, _ := v[2].(int64); ms != ttl {
+				why = fmt.Sprintf("history TTL %dms", ms)
+			}
+			if why != "" && !b.limitsWarned.Swap(true) {
+				b.log.Warn("another gateway installed the function library with other history limits; configure every node alike",
+					"installed", why, "history_size", size, "history_ttl_ms", ttl)
+			}
+			return nil
+		}
+		if err := c.FunctionLoadReplace(ctx, src).Err(); err != nil {
+			return err
+		}
+		b.log.Info("installed the redis function library with this node's history limits", "was", why)
+		return nil
+	}
+	var err error
+	if cc, ok := b.cmd.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return one(ctx, c) })
+	} else {
+		err = one(ctx, b.cmd)
+	}
+	if err != nil {
+		b.log.Debug("checking the function library failed", "err", err)
+	}
 }
 
 // newGroup opens a pub/sub connection for key. subMu is held.
@@ -251,6 +325,9 @@ func (b *Redis) handle(g *psGroup, gen int, msg any) {
 		}
 		st := g.channels[m.Channel]
 		if st == nil {
+			// A channel released while Redis was down (its SUNSUBSCRIBE
+			// skipped) that the connection resubscribed on reconnecting.
+			b.dropStaleLocked(g, gen, m.Channel)
 			return
 		}
 		if st.confirmed < st.sent {
@@ -281,10 +358,6 @@ func (b *Redis) handle(g *psGroup, gen int, msg any) {
 			return
 		}
 		off, ev, err := decodeLive(m.Payload)
-		if err != nil {
-			b.log.Warn("dropping undecodable message", "channel", m.Channel, "err", err)
-			return
-		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if g.gen != gen || b.closed {
@@ -294,11 +367,30 @@ func (b *Redis) handle(g *psGroup, gen int, msg any) {
 		if st == nil || st.refs == 0 {
 			return
 		}
-		b.deliverLocked(st, liveEvent{off, ev})
+		if err != nil && off.Epoch == "" {
+			// Not even an offset: where it belongs is unknown, so the
+			// stream is treated as having a gap and filled from history,
+			// which resets subscribers if it cannot fill it.
+			b.log.Warn("undecodable message without an offset; filling the stream from history", "channel", m.Channel, "err", err)
+			b.countInvalid()
+			b.fillLocked(g, st)
+			return
+		}
+		if err != nil {
+			b.log.Warn("undecodable event; subscribers are told to reload", "channel", m.Channel, "offset", off.String(), "err", err)
+		}
+		b.deliverLocked(st, liveEvent{off, ev, len(m.Payload)})
 	}
 }
 
-// decodeLive parses a channel message: "<offset>\n<event JSON>".
+func (b *Redis) countInvalid() {
+	if b.m != nil {
+		b.m.EventsDropped.WithLabelValues(metrics.DropInvalid).Inc()
+	}
+}
+
+// decodeLive parses a channel message: "<offset>\n<event JSON>". When the
+// offset parses but the event does not, it returns the offset and the error.
 func decodeLive(payload string) (Offset, *syncgate.Event, error) {
 	offStr, raw, ok := strings.Cut(payload, "\n")
 	if !ok {
@@ -310,7 +402,7 @@ func decodeLive(payload string) (Offset, *syncgate.Event, error) {
 	}
 	ev := new(syncgate.Event)
 	if err := json.Unmarshal([]byte(raw), ev); err != nil {
-		return Offset{}, nil, err
+		return off, nil, err
 	}
 	ev.Offset = offStr
 	return off, ev, nil
@@ -320,22 +412,42 @@ func decodeLive(payload string) (Offset, *syncgate.Event, error) {
 // stream is being filled. b.mu is held.
 func (b *Redis) deliverLocked(st *chanState, le liveEvent) {
 	if st.filling {
-		if len(st.buf) >= maxFillBuffer {
-			st.buf, st.overflow = nil, true
+		if st.overflow {
 			return
 		}
-		if !st.overflow {
-			st.buf = append(st.buf, le)
+		if len(st.buf) >= maxFillBuffer || st.bufBytes+le.size > maxFillBufferBytes ||
+			b.fillBytes+le.size > maxFillBufferNodeBytes {
+			b.dropBufLocked(st)
+			st.overflow = true
+			return
 		}
+		st.buf = append(st.buf, le)
+		st.bufBytes += le.size
+		b.fillBytes += le.size
 		return
 	}
 	if st.hasLast && le.off.Epoch == st.last.Epoch && !st.last.Less(le.off) {
 		return // already delivered (a fill overlapping live delivery)
 	}
 	st.last, st.hasLast = le.off, true
+	if le.ev == nil {
+		// Redis took an event the gateway cannot decode: never a silent
+		// gap, subscribers reload and continue after it.
+		b.countInvalid()
+		if b.recv != nil {
+			b.recv.Reset(st.s, le.off.String())
+		}
+		return
+	}
 	if b.recv != nil {
 		b.recv.Receive(st.s, le.ev)
 	}
+}
+
+// dropBufLocked empties st's fill buffer. b.mu is held.
+func (b *Redis) dropBufLocked(st *chanState) {
+	b.fillBytes -= st.bufBytes
+	st.buf, st.bufBytes = nil, 0
 }
 
 // fillLocked starts refilling st from history after its last offset.
@@ -382,6 +494,7 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || g.channels[channelName(st.s)] != st {
+		b.dropBufLocked(st)
 		return
 	}
 	st.filling = false
@@ -399,7 +512,7 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 			if err != nil {
 				continue
 			}
-			b.deliverLocked(st, liveEvent{off, ev})
+			b.deliverLocked(st, liveEvent{off: off, ev: ev})
 		}
 	default:
 		b.log.Warn("gap cannot be filled from history (trimmed, or Redis lost its data); subscribers are told to reload",
@@ -410,7 +523,7 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 		}
 	}
 	buf := st.buf
-	st.buf = nil
+	b.dropBufLocked(st)
 	for _, le := range buf {
 		b.deliverLocked(st, le)
 	}
@@ -436,7 +549,7 @@ func (b *Redis) Publish(ctx context.Context, events []syncgate.Event) ([]string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	offsets, err := RedisPublish(ctx, b.cmd, events, RedisPublishOptions{HistorySize: b.cfg.HistorySize, HistoryTTL: b.cfg.HistoryTTL})
+	offsets, err := RedisPublish(ctx, b.cmd, events, RedisPublishOptions{load: func() error { return b.installLibrary(ctx) }})
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		// The call may have run: not the "nothing was published" of
 		// ErrUnavailable (503) but an unknown outcome (504).
@@ -464,6 +577,30 @@ func (b *Redis) Subscribe(ctx context.Context, s Stream) error {
 		return fmt.Errorf("subscribe %s: %w: backplane not running", s, ErrUnavailable)
 	}
 	g := b.groups[group]
+	if g != nil {
+		if err := b.downLocked(g); err != nil {
+			// Fail at once: waiting on a connection that redials would
+			// hold subMu, and every other subscribe and release, for
+			// seconds.
+			b.mu.Unlock()
+			b.subMu.Unlock()
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
+		if done := g.unsubscribing[ch]; done != nil {
+			b.mu.Unlock()
+			b.subMu.Unlock()
+			t := time.NewTimer(b.cfg.SubscribeTimeout)
+			defer t.Stop()
+			select {
+			case <-done:
+				return b.Subscribe(ctx, s)
+			case <-t.C:
+				return fmt.Errorf("subscribe %s: %w: the previous unsubscribe did not finish within %s", s, ErrUnavailable, b.cfg.SubscribeTimeout)
+			case <-ctx.Done():
+				return fmt.Errorf("subscribe %s: %w", s, ctx.Err())
+			}
+		}
+	}
 	b.mu.Unlock()
 	if g == nil {
 		g = b.newGroup(group)
@@ -539,7 +676,12 @@ func (b *Redis) Unsubscribe(ctx context.Context, s Stream) error {
 
 // release drops one local subscription of s, unsubscribing the channel
 // after the last (and, on Redis Cluster, closing the project's connection
-// when it carries no channel any more).
+// when it carries no channel any more). Network calls happen outside subMu:
+// with Redis down they wait for the connection's redial, and holding subMu
+// meanwhile made every subscribe and teardown on the node wait in line.
+// While the connection is known down no SUNSUBSCRIBE is sent at all; the
+// connection resubscribes the channel when it reconnects, and the
+// confirmation, finding no subscriber, unsubscribes it (dropStaleLocked).
 func (b *Redis) release(s Stream) {
 	ch := channelName(s)
 	group := ""
@@ -547,21 +689,21 @@ func (b *Redis) release(s Stream) {
 		group = s.Project
 	}
 	b.subMu.Lock()
-	defer b.subMu.Unlock()
 	b.mu.Lock()
 	g := b.groups[group]
-	if g == nil {
-		b.mu.Unlock()
-		return
+	var st *chanState
+	if g != nil {
+		st = g.channels[ch]
 	}
-	st := g.channels[ch]
 	if st == nil {
 		b.mu.Unlock()
+		b.subMu.Unlock()
 		return
 	}
 	st.refs--
 	if st.refs > 0 {
 		b.mu.Unlock()
+		b.subMu.Unlock()
 		return
 	}
 	delete(g.channels, ch)
@@ -570,18 +712,80 @@ func (b *Redis) release(s Stream) {
 	if closeGroup {
 		delete(b.groups, group)
 	}
-	b.mu.Unlock()
-	if closeGroup {
-		_ = ps.Close()
-		return
+	down := b.downLocked(g) != nil
+	var done chan struct{}
+	if !closeGroup && !down {
+		done = b.markUnsubscribingLocked(g, ch)
 	}
+	b.mu.Unlock()
+	b.subMu.Unlock()
+	switch {
+	case closeGroup:
+		_ = ps.Close()
+	case done != nil:
+		b.sunsubscribe(g, ps, ch, done)
+	}
+}
+
+// markUnsubscribingLocked records an SUNSUBSCRIBE of ch in flight. b.mu is
+// held.
+func (b *Redis) markUnsubscribingLocked(g *psGroup, ch string) chan struct{} {
+	if g.unsubscribing == nil {
+		g.unsubscribing = map[string]chan struct{}{}
+	}
+	done := make(chan struct{})
+	g.unsubscribing[ch] = done
+	return done
+}
+
+// sunsubscribe sends SUNSUBSCRIBE ch on ps (a connection of g), then lets
+// a waiting Subscribe of ch go on.
+func (b *Redis) sunsubscribe(g *psGroup, ps *redis.PubSub, ch string, done chan struct{}) {
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.SubscribeTimeout)
-	defer cancel()
-	if err := ps.SUnsubscribe(ctx, ch); err != nil {
+	err := ps.SUnsubscribe(ctx, ch)
+	cancel()
+	if err != nil {
 		// The channel is out of the connection's set, so a reconnect
 		// will not subscribe it again; nothing else to do.
 		b.log.Debug("sunsubscribe failed", "channel", ch, "err", err)
 	}
+	b.mu.Lock()
+	if g.unsubscribing[ch] == done {
+		delete(g.unsubscribing, ch)
+	}
+	b.mu.Unlock()
+	close(done)
+}
+
+// dropStaleLocked unsubscribes ch, confirmed on g's connection generation
+// gen though nothing on this node subscribes it, from a goroutine (the
+// caller is a delivery loop, which must not block). b.mu is held.
+func (b *Redis) dropStaleLocked(g *psGroup, gen int, ch string) {
+	if b.closed || g.gen != gen || g.unsubscribing[ch] != nil || b.groups[g.key] != g {
+		return
+	}
+	done := b.markUnsubscribingLocked(g, ch)
+	ps := g.ps
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.sunsubscribe(g, ps, ch, done)
+	}()
+}
+
+// downLocked returns why g's connection (or the command connection) is
+// known to be down, or nil. b.mu is held.
+func (b *Redis) downLocked(g *psGroup) error {
+	if b.cmdErr != nil {
+		return b.cmdErr
+	}
+	if g.unreachable != nil {
+		return g.unreachable
+	}
+	if g.stalled {
+		return fmt.Errorf("%w: pub/sub stalled (probe did not return); reconnecting", ErrUnavailable)
+	}
+	return nil
 }
 
 // History implements Backplane.
@@ -603,7 +807,7 @@ func (b *Redis) History(ctx context.Context, s Stream, since string) (History, e
 			break
 		}
 		if attempt == 0 && isFunctionMissing(err) {
-			if lerr := loadLibrary(ctx, b.cmd, b.cfg.HistorySize, b.cfg.HistoryTTL, false); lerr != nil {
+			if lerr := b.installLibrary(ctx); lerr != nil {
 				return History{}, fmt.Errorf("history %s: %w", s, lerr)
 			}
 			continue
@@ -625,8 +829,11 @@ func (b *Redis) History(ctx context.Context, s Stream, since string) (History, e
 		raw, _ := res[i+1].(string)
 		var ev syncgate.Event
 		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-			b.log.Warn("skipping undecodable history entry", "stream", s.String(), "id", sid, "err", err)
-			continue
+			// Never a silent gap: the reader reloads (recovered:false).
+			b.log.Warn("undecodable history entry; the resume is not recovered", "stream", s.String(), "id", sid, "err", err)
+			b.countInvalid()
+			h.Events, h.Recovered = nil, false
+			return h, nil
 		}
 		ev.Offset = ep + ":" + sid
 		h.Events = append(h.Events, ev)
@@ -655,6 +862,9 @@ func (b *Redis) probe() {
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.ProbeTimeout)
 	defer cancel()
 	pingErr := b.cmd.Ping(ctx).Err()
+	if pingErr == nil {
+		b.ensureLibrary(ctx)
+	}
 	now := time.Now()
 	type send struct {
 		g     *psGroup

@@ -15,13 +15,16 @@ import (
 
 // RedisLibraryVersion is the version of the `syncgate` Redis Function
 // library this package installs; syncgate_version returns it first.
-const RedisLibraryVersion = "1"
+const RedisLibraryVersion = "2"
 
 // redisLibrary is the Lua source of the `syncgate` function library. The
 // history limits are constants of the library, so a publisher that calls
 // the function straight through Redis (any language, redis-cli) trims by the
 // gateway's settings without knowing them. %[1]d is the stream length,
-// %[2]d the age limit in milliseconds, %[3]s the version.
+// %[2]d the age limit in milliseconds, %[3]s the version, %[4]s who
+// installed it: "gateway" (its limits are a gateway's configuration) or
+// "publisher" (a publisher found the library missing and installed it with
+// its own limits; gateways replace such a library at their next probe).
 //
 // Keys: KEYS are project keys `sg:{<project>}:epoch`; every key a function
 // touches is derived from them and carries the same hash tag, so on Redis
@@ -32,6 +35,7 @@ const redisLibrary = `#!lua name=syncgate
 local VERSION = '%[3]s'
 local MAXLEN = %[1]d
 local TTL_MS = %[2]d
+local OWNER = '%[4]s'
 local MAX_EVENT = 262144
 
 local function fail(msg)
@@ -112,12 +116,186 @@ local function trim(key, tkey, coll, minid)
   if dropped then redis.call('HSET', tkey, coll, dropped) end
 end
 
+-- Strict JSON, as Go's encoding/json reads it. cjson alone also takes
+-- 0x10, 01, +1, 1., nan, inf and raw control characters, and keeps only
+-- the last of duplicate fields: events it accepts that Go cannot decode
+-- would be skipped by every gateway.
+local function ws(s, i)
+  return string.find(s, '[^ \t\n\r]', i) or (#s + 1)
+end
+
+local function scan_string(s, i)
+  local j = i + 1
+  while true do
+    local k = string.find(s, '["\\%%c]', j)
+    if not k then return nil, 'unterminated string' end
+    local c = string.byte(s, k)
+    if c == 34 then return k + 1 end
+    if c == 92 then
+      local e = string.sub(s, k + 1, k + 1)
+      if e == 'u' then
+        if not string.find(s, '^%%x%%x%%x%%x', k + 2) then return nil, 'bad \\u escape' end
+        j = k + 6
+      elseif e ~= '' and string.find('"\\/bfnrt', e, 1, true) then
+        j = k + 2
+      else
+        return nil, 'bad escape in a string'
+      end
+    elseif c == 127 then
+      j = k + 1
+    else
+      return nil, 'control character in a string'
+    end
+  end
+end
+
+local function scan_number(s, i)
+  local _, e = string.find(s, '^%%-?0', i)
+  if not e then _, e = string.find(s, '^%%-?[1-9]%%d*', i) end
+  if not e then return nil, 'unexpected character at byte ' .. i end
+  local _, f = string.find(s, '^%%.%%d+', e + 1)
+  if f then e = f end
+  _, f = string.find(s, '^[eE][+-]?%%d+', e + 1)
+  if f then e = f end
+  return e + 1
+end
+
+local MAX_DEPTH = 1000
+
+-- scan_value checks the JSON value at byte i and returns the byte after it.
+-- When fields is a table and the value is an object, it records each field
+-- (raw name between the quotes) as {value start, value end + 1} and refuses
+-- duplicates.
+local function scan_value(s, i, depth, fields)
+  i = ws(s, i)
+  local c = string.sub(s, i, i)
+  local err
+  if c == '{' or c == '[' then
+    if depth >= MAX_DEPTH then return nil, 'nested too deeply' end
+    local close = c == '{' and '}' or ']'
+    i = ws(s, i + 1)
+    if string.sub(s, i, i) == close then return i + 1 end
+    while true do
+      local name
+      if c == '{' then
+        if string.sub(s, i, i) ~= '"' then return nil, 'expected a field name at byte ' .. i end
+        local e
+        e, err = scan_string(s, i)
+        if not e then return nil, err end
+        name = string.sub(s, i + 1, e - 2)
+        i = ws(s, e)
+        if string.sub(s, i, i) ~= ':' then return nil, 'expected : at byte ' .. i end
+        i = i + 1
+      end
+      local start = ws(s, i)
+      i, err = scan_value(s, start, depth + 1, nil)
+      if not i then return nil, err end
+      if fields and name then
+        if fields[name] then return nil, 'duplicate field ' .. string.sub(name, 1, 64) end
+        fields[name] = {start, i}
+      end
+      i = ws(s, i)
+      local d = string.sub(s, i, i)
+      if d == close then return i + 1 end
+      if d ~= ',' then return nil, 'expected , or ' .. close .. ' at byte ' .. i end
+      i = ws(s, i + 1)
+    end
+  elseif c == '"' then
+    return scan_string(s, i)
+  elseif c == 't' or c == 'f' or c == 'n' then
+    for _, lit in ipairs({'true', 'false', 'null'}) do
+      if string.sub(s, i, i + #lit - 1) == lit then return i + #lit end
+    end
+    return nil, 'unexpected character at byte ' .. i
+  end
+  return scan_number(s, i)
+end
+
+local EVENT_FIELDS = {type = true, project = true, collection = true, documentId = true, document = true,
+  oldDocument = true, actor = true, audience = true, timestamp = true}
+
+local function days_in(y, m)
+  if m == 2 then
+    if (y %% 4 == 0 and y %% 100 ~= 0) or y %% 400 == 0 then return 29 end
+    return 28
+  end
+  if m == 4 or m == 6 or m == 9 or m == 11 then return 30 end
+  return 31
+end
+
+-- valid_timestamp accepts RFC 3339 as Go's time.Time reads it from JSON
+-- (the raw string, escapes not allowed): 2026-11-22T10:00:00.123Z or an
+-- offset like +02:00, at most nine fraction digits.
+local function valid_timestamp(raw)
+  local y, mo, d, h, mi, s, rest = string.match(raw,
+    '^"(%%d%%d%%d%%d)%%-(%%d%%d)%%-(%%d%%d)T(%%d%%d):(%%d%%d):(%%d%%d)(.*)"$')
+  if not y then return false end
+  y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
+  if mo < 1 or mo > 12 or d < 1 or d > days_in(y, mo) or h > 23 or mi > 59 or s > 59 then return false end
+  local frac = string.match(rest, '^%%.(%%d+)')
+  if frac then
+    if #frac > 9 then return false end
+    rest = string.sub(rest, #frac + 2)
+  end
+  if rest == 'Z' then return true end
+  local oh, om = string.match(rest, '^[+-](%%d%%d):(%%d%%d)$')
+  return oh ~= nil and tonumber(oh) <= 23 and tonumber(om) <= 59
+end
+
+-- check_event returns nil when Go decodes raw into a valid syncgate.Event
+-- (syncgate.DecodeEvent and Event.Validate), or why not.
+local function check_event(raw, ev)
+  local fields = {}
+  local i, err = scan_value(raw, 1, 0, fields)
+  if not i then return 'not valid JSON: ' .. err end
+  if ws(raw, i) <= #raw then return 'trailing data after the event object' end
+  for name, span in pairs(fields) do
+    if not EVENT_FIELDS[name] then
+      if name == 'offset' then return 'offset is set by syncgate, leave it out' end
+      return 'unknown field "' .. string.sub(name, 1, 64) .. '" (names are case-sensitive)'
+    end
+  end
+  for _, name in ipairs({'documentId', 'actor'}) do
+    local v = ev[name]
+    if v ~= nil and (type(v) ~= 'string' or #v > 256) then
+      return name .. ' must be a string of at most 256 bytes'
+    end
+  end
+  if fields.timestamp and not valid_timestamp(string.sub(raw, fields.timestamp[1], fields.timestamp[2] - 1)) then
+    return 'timestamp must be an RFC 3339 string like 2026-11-22T10:00:00.123Z'
+  end
+  if fields.audience then
+    local a = fields.audience
+    local afields = {}
+    if string.sub(raw, a[1], a[1]) ~= '{' or not scan_value(raw, a[1], 0, afields) then
+      return 'audience must be an object {"users":[…],"roles":[…]}'
+    end
+    local n = 0
+    for name, span in pairs(afields) do
+      if name ~= 'users' and name ~= 'roles' then
+        return 'audience has unknown field "' .. string.sub(name, 1, 64) .. '"; want users and roles'
+      end
+      local list = ev.audience[name]
+      if string.sub(raw, span[1], span[1]) ~= '[' or type(list) ~= 'table' then
+        return 'audience.' .. name .. ' must be an array of strings'
+      end
+      for _, v in ipairs(list) do
+        if type(v) ~= 'string' then return 'audience.' .. name .. ' must be an array of strings' end
+      end
+      n = n + #list
+    end
+    if n == 0 then return 'audience names no users and no roles (omit it to reach everyone)' end
+    if n > 1000 then return 'audience names ' .. n .. ' users and roles, at most 1000' end
+  end
+  return nil
+end
+
 -- syncgate_publish KEYS: project keys sg:{<project>}:epoch; ARGV: events as
 -- JSON objects. Appends each event to its collection stream and to the
 -- project stream, trims both, publishes on both channels, and returns each
 -- event's offset in its collection stream. Every event is checked before
 -- anything is written: an error writes nothing.
-local function publish(keys, args)
+local function publish_events(keys, args, strict)
   if #keys == 0 then return fail('pass each event project key sg:{<project>}:epoch as a key') end
   if #args == 0 then return fail('pass at least one event') end
   local projects = {}
@@ -143,7 +321,12 @@ local function publish(keys, args)
     if not valid_collection(ev.collection) then
       return fail(where .. 'collection must match [A-Za-z0-9_.-]{1,128}')
     end
-    if ev.offset ~= nil then return fail(where .. 'offset is set by syncgate, leave it out') end
+    if strict then
+      local why = check_event(raw, ev)
+      if why then return fail(where .. why) end
+    elseif ev.offset ~= nil then
+      return fail(where .. 'offset is set by syncgate, leave it out')
+    end
     evs[i] = {p = ev.project, c = ev.collection, raw = raw, stamp = ev.timestamp == nil}
   end
   local t = redis.call('TIME')
@@ -220,32 +403,52 @@ local function history(keys, args)
   return out
 end
 
+local function publish(keys, args) return publish_events(keys, args, true) end
+
+-- syncgate_publish_encoded is syncgate_publish for events that Go's
+-- encoding/json encoded from a validated syncgate.Event (the gateway and the
+-- publisher package): it skips the strict JSON scan, which costs about as
+-- much as the rest of the call on large events. Not a public interface.
+local function publish_encoded(keys, args) return publish_events(keys, args, false) end
+
 local function version()
-  return {VERSION, MAXLEN, TTL_MS}
+  return {VERSION, MAXLEN, TTL_MS, OWNER}
 end
 
 redis.register_function('syncgate_publish', publish)
+redis.register_function('syncgate_publish_encoded', publish_encoded)
 redis.register_function('syncgate_history', history)
 redis.register_function{function_name = 'syncgate_version', callback = version, flags = {'no-writes'}}
 `
 
+// Owners of an installed library (syncgate_version's fourth element).
+const (
+	libraryOwnerGateway   = "gateway"
+	libraryOwnerPublisher = "publisher"
+)
+
 // redisLibrarySource returns the library with its limits filled in.
-func redisLibrarySource(historySize int, ttl time.Duration) string {
+func redisLibrarySource(historySize int, ttl time.Duration, owner string) string {
 	if historySize < 0 {
 		historySize = 0
 	}
-	return fmt.Sprintf(redisLibrary, historySize, ttl.Milliseconds(), RedisLibraryVersion)
+	return fmt.Sprintf(redisLibrary, historySize, ttl.Milliseconds(), RedisLibraryVersion, owner)
 }
 
 // RedisPublishOptions tune RedisPublish.
 type RedisPublishOptions struct {
 	// HistorySize and HistoryTTL are the history limits the function library
-	// is installed with when RedisPublish finds it missing (a gateway
-	// installs it at start with its own settings, which then apply: a
-	// publisher never replaces the gateway's library). Defaults 1000 and
-	// 24h, as the gateway's.
+	// is installed with when RedisPublish finds it missing (Redis restarted
+	// empty, or no gateway has started yet). Such a library is marked as a
+	// publisher's: gateways replace it with their own limits at their next
+	// probe (within a second or two), and a publisher never replaces a
+	// library. Defaults 1000 and 24h, as the gateway's.
 	HistorySize int
 	HistoryTTL  time.Duration
+
+	// load, when set, installs the library instead (the gateway's, with its
+	// limits, replacing an outdated one).
+	load func() error
 }
 
 // RedisPublish publishes validated events straight through Redis with the
@@ -257,7 +460,8 @@ type RedisPublishOptions struct {
 // failing project: the earlier ones are published.
 //
 // When the library is missing (a Redis that restarted empty, or no gateway
-// has started yet) it is installed and the call retried once. Connection
+// has started yet) it is installed, marked as a publisher's (see
+// RedisPublishOptions), and the call retried once. Connection
 // failures wrap ErrUnavailable; when the call may have run (a timeout, a
 // connection cut after sending) they also wrap context.DeadlineExceeded or
 // context.Canceled, and retrying them may publish twice. An event the
@@ -282,7 +486,12 @@ func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncg
 		}
 		raws[i] = b
 	}
-	load := func() error { return loadLibrary(ctx, rdb, opts.HistorySize, opts.HistoryTTL, false) }
+	load := opts.load
+	if load == nil {
+		load = func() error {
+			return loadLibrary(ctx, rdb, opts.HistorySize, opts.HistoryTTL, libraryOwnerPublisher, false)
+		}
+	}
 	if _, ok := rdb.(*redis.ClusterClient); !ok {
 		return fcallPublish(ctx, rdb, load, projectKeys(events), raws)
 	}
@@ -335,7 +544,7 @@ func projectKeys(events []syncgate.Event) []string {
 
 func fcallPublish(ctx context.Context, rdb redis.UniversalClient, load func() error, keys []string, args []any) ([]string, error) {
 	for attempt := 0; ; attempt++ {
-		out, err := rdb.FCall(ctx, "syncgate_publish", keys, args...).StringSlice()
+		out, err := rdb.FCall(ctx, "syncgate_publish_encoded", keys, args...).StringSlice()
 		if err == nil {
 			if len(out) != len(args) {
 				return nil, fmt.Errorf("syncgate_publish returned %d offsets for %d events", len(out), len(args))
@@ -361,14 +570,14 @@ func isFunctionMissing(err error) bool {
 // loadLibrary installs the library on every master. With replace false an
 // existing library is kept (a publisher must not override the gateway's
 // limits).
-func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int, ttl time.Duration, replace bool) error {
+func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int, ttl time.Duration, owner string, replace bool) error {
 	if historySize == 0 {
 		historySize = DefaultHistorySize
 	}
 	if ttl <= 0 {
 		ttl = DefaultHistoryTTL
 	}
-	src := redisLibrarySource(historySize, ttl)
+	src := redisLibrarySource(historySize, ttl, owner)
 	one := func(ctx context.Context, c redis.Cmdable) error {
 		var err error
 		if replace {
