@@ -1,6 +1,7 @@
 package multinode
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -176,4 +177,38 @@ func readyz(t testing.TB, base string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestDrainDuringOutage: SIGTERM while Redis is down. Closing the clients
+// ends their subscriptions without waiting for the pub/sub connection's
+// redial one by one, so the drain finishes within its grace.
+func TestDrainDuringOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	nodes := startNodes(t, srv.URL(), 1, func(c *backplane.RedisConfig) {
+		fastProbe(c)
+		c.SubscribeTimeout = time.Second
+		c.ReconnectMax = 5 * time.Second
+	})
+	n := nodes[0]
+	tok := wstest.Token(t, "u", time.Hour, []string{"p1"}, nil, nil)
+	for range 4 {
+		c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: tok})
+		for j, coll := range []string{"a", "b", "c"} {
+			if f := c.Subscribe(string(rune('1'+j)), "p1", coll, ""); f.Op != "subscribed" {
+				t.Fatalf("subscribe: %s", f.Raw)
+			}
+		}
+	}
+	srv.Kill()
+	await(t, 5*time.Second, "not ready", func() bool { return n.BP.(backplane.Checker).Ready() != nil })
+	const grace = time.Second
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), grace+2*time.Second)
+	defer cancel()
+	if err := n.Hub.Drain(ctx, grace); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if d := time.Since(start); d > grace+2*time.Second {
+		t.Fatalf("drain of 4 clients × 3 subscriptions during the outage took %s", d)
+	}
 }
