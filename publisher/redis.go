@@ -24,7 +24,9 @@ type RedisConfig struct {
 	// HistorySize and HistoryTTL are used only when the gateway's Redis
 	// Function library is missing (no gateway has started against this
 	// Redis yet, or it restarted empty) and the Publisher installs it; a
-	// running gateway's settings are never replaced. Defaults 1000 and 24h.
+	// library it installs is marked as a publisher's, and gateways replace
+	// it with their configured limits at their next probe (a second or
+	// two), so a running gateway's settings win. Defaults 1000 and 24h.
 	HistorySize int
 	HistoryTTL  time.Duration
 }
