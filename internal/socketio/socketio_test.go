@@ -12,6 +12,8 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/socketio"
@@ -564,16 +566,22 @@ func TestSlowConsumer(t *testing.T) {
 	stalled := dial(t, n, dialOpts{NoRead: true})
 	stalled.send(`40{"token":"` + tokenFor(t, "u2", []string{"p1"}, nil, nil) + `"}`)
 	stalled.send(`42["join-project","p1"]`)
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, "both clients joined", func() bool {
+		return testutil.ToFloat64(n.Metrics.Subscriptions) == 2
+	})
 	batch := make([]syncgate.Event, 9)
 	for i := range batch {
 		batch[i] = ev("insert", "p1", "t", "1", big, "")
 	}
-	for range 8 {
+	// Publish until the stalled client overflows (bounded), whatever the
+	// kernel's socket buffers absorb first.
+	sent := 0
+	for b := 0; b < 60 && n.SIO.Connections() == 2; b++ {
 		n.Publish(t, batch...)
+		sent += len(batch)
 	}
 	eventually(t, "the stalled client to be cut", func() bool { return n.SIO.Connections() == 1 })
-	for range 8 * 9 {
+	for range sent {
 		c.expectEvent("database-change")
 	}
 }
