@@ -274,29 +274,25 @@ func (c *conn) subscribe(req request) {
 	if m := c.h.m; m != nil {
 		m.Subscriptions.Inc()
 	}
-	fail := func(err error) {
+	// fail ends the half-made subscription; subscribed tells whether the
+	// backplane holds a reference to release.
+	fail := func(err error, subscribed bool) {
 		c.log.Warn("subscribe failed", "stream", s.String(), "err", err)
-		c.endSubscription(sub, true)
+		c.endSubscription(sub, subscribed)
 		c.sendError(req.ID, codeInternal, "subscribe "+s.String()+": "+err.Error())
 	}
 	if err := c.h.bp.Subscribe(c.ctx, s); err != nil {
-		c.h.removeIndex(sub)
-		c.mu.Lock()
-		delete(c.subs, s)
-		sub.state = subEnded
-		c.mu.Unlock()
-		c.log.Warn("subscribe failed", "stream", s.String(), "err", err)
-		c.sendError(req.ID, codeInternal, "subscribe "+s.String()+": "+err.Error())
+		fail(err, false)
 		return
 	}
 	hist, err := c.h.bp.History(c.ctx, s, req.Since)
 	if err != nil {
-		fail(err)
+		fail(err, true)
 		return
 	}
 	head, err := backplane.ParseOffset(hist.Head)
 	if err != nil {
-		fail(err)
+		fail(err, true)
 		return
 	}
 
@@ -307,7 +303,7 @@ func (c *conn) subscribe(req request) {
 		for i := range hist.Events {
 			m, err := newMessage(&hist.Events[i])
 			if err != nil {
-				fail(err)
+				fail(err, true)
 				return
 			}
 			replay = append(replay, m)

@@ -157,3 +157,35 @@ func TestPingDuringLongReplay(t *testing.T) {
 		t.Fatalf("got %s, want pong", f.Op)
 	}
 }
+
+// flaky fails the first Subscribe, as the Redis backplane does while Redis
+// is known to be down.
+type flaky struct {
+	*backplane.Memory
+	failed atomic.Bool
+}
+
+func (f *flaky) Subscribe(ctx context.Context, s backplane.Stream) error {
+	if f.failed.CompareAndSwap(false, true) {
+		return backplane.ErrUnavailable
+	}
+	return f.Memory.Subscribe(ctx, s)
+}
+
+// TestSubscribeBackplaneFailure: a subscribe the backplane refuses answers
+// error internal, leaves nothing behind, and the same subscribe works once
+// the backplane does.
+func TestSubscribeBackplaneFailure(t *testing.T) {
+	n := wstest.StartNode(t, wstest.NodeConfig{Backplane: &flaky{Memory: backplane.NewMemory(backplane.MemoryConfig{})}})
+	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: token(t, "u1", "p")})
+	c.Send(`{"op":"subscribe","id":"s","project":"p","collection":"c"}`)
+	if f := c.Expect("error"); f.Code != "internal" || !strings.Contains(f.Message, "backplane unavailable") {
+		t.Fatalf("got %s", f.Raw)
+	}
+	if got := testutilCount(t, n, "syncgate_subscriptions"); got != 0 {
+		t.Fatalf("subscriptions gauge %v after a failed subscribe", got)
+	}
+	c.Subscribe("s", "p", "c", "")
+	n.Publish(t, wstest.Doc("p", "c", 1))
+	c.Events(1)
+}
