@@ -12,9 +12,11 @@ const numShards = 64
 
 var shardSeed = maphash.MakeSeed()
 
-// shard is one part of the subscription index. Each stream's subscriber
-// slice is never modified in place: writers replace it, so a reader can use
-// the slice it loaded after releasing the lock.
+// shard is one part of the subscription index. A reader loads a stream's
+// subscriber slice under the read lock and iterates it after releasing the
+// lock, so the slots it can see are never written again: add appends past
+// every length any reader holds (amortised O(1), no copy per join), and
+// remove builds a new slice.
 type shard struct {
 	mu      sync.RWMutex
 	streams map[backplane.Stream][]*subscription
@@ -39,10 +41,9 @@ func (sh *shard) subscribers(s backplane.Stream) []*subscription {
 func (sh *shard) add(sub *subscription) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	old := sh.streams[sub.stream]
-	next := make([]*subscription, len(old), len(old)+1)
-	copy(next, old)
-	sh.streams[sub.stream] = append(next, sub)
+	// Appending in place is safe: readers hold slices no longer than the
+	// current one, and remove never leaves a shared array behind it.
+	sh.streams[sub.stream] = append(sh.streams[sub.stream], sub)
 }
 
 func (sh *shard) remove(sub *subscription) {
