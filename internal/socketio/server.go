@@ -315,10 +315,9 @@ func (sh *shard) subscribers(st backplane.Stream) []*subscription {
 func (sh *shard) add(sub *subscription) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	old := sh.streams[sub.key.stream]
-	next := make([]*subscription, len(old), len(old)+1)
-	copy(next, old)
-	sh.streams[sub.key.stream] = append(next, sub)
+	// Appending in place is safe: readers hold slices no longer than the
+	// current one, and remove always builds a new array.
+	sh.streams[sub.key.stream] = append(sh.streams[sub.key.stream], sub)
 }
 
 func (sh *shard) remove(sub *subscription) {
