@@ -14,59 +14,18 @@ import (
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
-// lossy wraps Memory so a test can lose live events at the node (as a broken
-// Redis pub/sub connection does) and send the Reset the Redis backplane sends
-// when it cannot fill the gap from history.
-type lossy struct {
-	*backplane.Memory
-	r         backplane.Receiver
-	drop      atomic.Bool
-	onHistory atomic.Pointer[func(s backplane.Stream)]
-}
-
-func (l *lossy) Start(ctx context.Context, r backplane.Receiver) error {
-	l.r = r
-	return l.Memory.Start(ctx, l)
-}
-
-func (l *lossy) Receive(s backplane.Stream, ev *syncgate.Event) {
-	if !l.drop.Load() {
-		l.r.Receive(s, ev)
-	}
-}
-
-func (l *lossy) Reset(s backplane.Stream, head string) { l.r.Reset(s, head) }
-
-func (l *lossy) History(ctx context.Context, s backplane.Stream, since string) (backplane.History, error) {
-	h, err := l.Memory.History(ctx, s, since)
-	if f := l.onHistory.Swap(nil); f != nil {
-		(*f)(s)
-	}
-	return h, err
-}
-
-// loseOne publishes an event the node never receives, then resets.
-func (l *lossy) loseOne(t *testing.T, s backplane.Stream, seq int) string {
-	l.drop.Store(true)
-	offs, err := l.Memory.Publish(context.Background(), []syncgate.Event{wstest.Doc(s.Project, s.Collection, seq)})
-	l.drop.Store(false)
-	if err != nil {
-		t.Error(err)
-		return ""
-	}
-	l.Reset(s, offs[0])
-	return offs[0]
-}
-
 // TestResetDuringReplay: a Reset that arrives between History and live
 // delivery still reaches the client as recovered:false before later events.
 func TestResetDuringReplay(t *testing.T) {
-	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	l := wstest.NewLossy()
 	n := wstest.StartNode(t, wstest.NodeConfig{Backplane: l})
 	off := n.Publish(t, wstest.Doc("p", "c", 0))
 	var lost string
-	hook := func(s backplane.Stream) { lost = l.loseOne(t, s, 1) }
-	l.onHistory.Store(&hook)
+	hook := func(s backplane.Stream) {
+		lost = l.LoseOne(t, s, 1)
+		l.Reset(s, lost)
+	}
+	l.OnNextHistory(hook)
 	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: token(t, "u1", "p")})
 	if f := c.Subscribe("s", "p", "c", off[0]); !f.Recovered {
 		t.Fatalf("subscribed %s", f.Raw)
@@ -84,7 +43,7 @@ func TestResetDuringReplay(t *testing.T) {
 // has already passed neither rewinds it (which would duplicate events) nor
 // tells the client to reload.
 func TestResetBehindSubscriptionIgnored(t *testing.T) {
-	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	l := wstest.NewLossy()
 	n := wstest.StartNode(t, wstest.NodeConfig{Backplane: l})
 	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: token(t, "u1", "p")})
 	c.Subscribe("s", "p", "c", "")

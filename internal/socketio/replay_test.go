@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,49 +17,6 @@ import (
 	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
-
-// lossy wraps Memory so a test can lose live events at the node (as a broken
-// Redis pub/sub connection does) and send the Reset the Redis backplane sends
-// when it cannot fill the gap from history.
-type lossy struct {
-	*backplane.Memory
-	r         backplane.Receiver
-	drop      atomic.Bool
-	onHistory atomic.Pointer[func(s backplane.Stream)]
-}
-
-func (l *lossy) Start(ctx context.Context, r backplane.Receiver) error {
-	l.r = r
-	return l.Memory.Start(ctx, l)
-}
-
-func (l *lossy) Receive(s backplane.Stream, ev *syncgate.Event) {
-	if !l.drop.Load() {
-		l.r.Receive(s, ev)
-	}
-}
-
-func (l *lossy) Reset(s backplane.Stream, head string) { l.r.Reset(s, head) }
-
-func (l *lossy) History(ctx context.Context, s backplane.Stream, since string) (backplane.History, error) {
-	h, err := l.Memory.History(ctx, s, since)
-	if f := l.onHistory.Swap(nil); f != nil {
-		(*f)(s)
-	}
-	return h, err
-}
-
-// loseOne publishes an event the node never receives and returns its offset.
-func (l *lossy) loseOne(t *testing.T, s backplane.Stream, seq int) string {
-	l.drop.Store(true)
-	offs, err := l.Memory.Publish(context.Background(), []syncgate.Event{wstest.Doc(s.Project, s.Collection, seq)})
-	l.drop.Store(false)
-	if err != nil {
-		t.Error(err)
-		return ""
-	}
-	return offs[0]
-}
 
 // padded returns n documents of p/c numbered from first, each about size
 // bytes on the wire.
@@ -147,16 +103,16 @@ func TestRecoveryLongerThanQueue(t *testing.T) {
 // still closes the socket with 1012 once the replay is written, and the
 // client's next recovery delivers the event this node lost.
 func TestResetDuringRecovery(t *testing.T) {
-	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	l := wstest.NewLossy()
 	n := startNode(t, l, func(c *socketio.Config) { c.MaxQueueBytes = 64 << 10 })
 	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
 	pid, state := subscribed(t, n, tok)
 	const missed = 100
 	n.Publish(t, padded(0, missed, 2<<10)...)
 	hook := func(s backplane.Stream) {
-		l.Reset(s, l.loseOne(t, s, missed)) // after History: during the replay
+		l.Reset(s, l.LoseOne(t, s, missed)) // after History: during the replay
 	}
-	l.onHistory.Store(&hook)
+	l.OnNextHistory(hook)
 
 	c, a := reconnect(t, n, tok, pid, state)
 	if a.PID != pid {
@@ -185,14 +141,14 @@ func TestResetDuringRecovery(t *testing.T) {
 // TestStaleReset: a Reset to a head a subscription has already passed, live
 // or at the end of its replay, does not disconnect it; one past it does.
 func TestStaleReset(t *testing.T) {
-	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	l := wstest.NewLossy()
 	n := startNode(t, l, nil)
 	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
 	s := backplane.Stream{Project: "p", Collection: "c"}
 	pid, state := subscribed(t, n, tok)
 	offs := n.Publish(t, padded(0, 3, 10)...)
 	hook := func(s backplane.Stream) { l.Reset(s, offs[1]) } // behind History's head
-	l.onHistory.Store(&hook)
+	l.OnNextHistory(hook)
 
 	c, a := reconnect(t, n, tok, pid, state)
 	if a.PID != pid {
@@ -204,7 +160,7 @@ func TestStaleReset(t *testing.T) {
 	n.Publish(t, padded(3, 1, 10)...)
 	readSeqs(t, c, &next, 4)
 
-	lost := l.loseOne(t, s, 4)
+	lost := l.LoseOne(t, s, 4)
 	l.Reset(s, lost)
 	if code := c.closed(); code != 1012 {
 		t.Fatalf("close %d after a Reset past the subscription, want 1012", code)
@@ -215,7 +171,7 @@ func TestStaleReset(t *testing.T) {
 // pulling a replay the client reads slowly is applied when the replay
 // ends: every replayed event, then 1012.
 func TestResetMidReplay(t *testing.T) {
-	l := &lossy{Memory: backplane.NewMemory(backplane.MemoryConfig{})}
+	l := wstest.NewLossy()
 	n := startNode(t, l, func(c *socketio.Config) { c.MaxQueueBytes = 256 << 10; c.WriteTimeout = 5 * time.Second })
 	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
 	pid, state := subscribed(t, n, tok)
@@ -264,7 +220,7 @@ func TestResetMidReplay(t *testing.T) {
 	for i := 0; ; i++ {
 		f, err := read()
 		if i == 0 {
-			l.Reset(s, l.loseOne(t, s, missed)) // the replay is under way
+			l.Reset(s, l.LoseOne(t, s, missed)) // the replay is under way
 		}
 		if err != nil {
 			if code := websocket.CloseStatus(err); code != 1012 || i != missed {
