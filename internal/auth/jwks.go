@@ -19,7 +19,17 @@ import (
 
 var errUnknownKey = errors.New("unknown key id")
 
+// fetchTimeout bounds one JWKS fetch, and so how long a token with an
+// unknown key id can wait for one.
+const fetchTimeout = 10 * time.Second
+
 // jwks caches the public keys of a JWKS URL.
+//
+// A fetch runs on a goroutine of its own (owned by the jwks, ended by
+// fetchTimeout), one at a time, and mu is never held across it: a token
+// whose key id is cached is verified at once even while a slow JWKS
+// endpoint is being asked, and tokens with unknown key ids wait for the one
+// fetch in flight (or their context) instead of starting more.
 type jwks struct {
 	url    string
 	client *http.Client
@@ -27,33 +37,39 @@ type jwks struct {
 	minGap time.Duration
 	now    func() time.Time
 
-	mu        sync.Mutex // serialises fetches and guards the fields below
+	mu        sync.Mutex // guards the fields below; never held across I/O
 	keys      map[string]crypto.PublicKey
 	fetchedAt time.Time
 	triedAt   time.Time
+	fetching  chan struct{} // closed when the fetch in flight ends; nil when none
+	lastErr   error         // the last fetch's failure; nil after a success
 }
 
-// key returns the key with id kid for alg, fetching the set when it is stale
-// or does not hold kid (at most once per minGap).
+// key returns the key with id kid for alg. A cached key is returned at once
+// (a stale set is refreshed in the background); an unknown kid starts a
+// fetch, at most once per minGap, or joins the one in flight, and waits for
+// it until ctx ends.
 func (j *jwks) key(ctx context.Context, kid, alg string) (crypto.PublicKey, error) {
 	if j == nil {
 		return nil, fmt.Errorf("%w: no JWKS configured for %s", errUnknownKey, alg)
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	now := j.now()
 	k, ok := j.keys[kid]
-	stale := now.Sub(j.fetchedAt) > j.fresh
-	if (!ok || stale) && now.Sub(j.triedAt) >= j.minGap {
-		j.triedAt = now
-		keys, err := j.fetch(ctx)
-		if err == nil {
-			j.keys, j.fetchedAt = keys, now
-			k, ok = keys[kid]
-		} else if !ok {
+	done := j.startFetchLocked(!ok)
+	j.mu.Unlock()
+	if !ok && done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w %q: waiting for the JWKS: %w", errUnknownKey, kid, ctx.Err())
+		}
+		j.mu.Lock()
+		k, ok = j.keys[kid]
+		err := j.lastErr
+		j.mu.Unlock()
+		if !ok && err != nil {
 			return nil, fmt.Errorf("%w %q: fetching JWKS: %v", errUnknownKey, kid, err)
 		}
-		// On a failed refresh keep serving the cached keys.
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w %q", errUnknownKey, kid)
@@ -71,6 +87,37 @@ func (j *jwks) key(ctx context.Context, kid, alg string) (crypto.PublicKey, erro
 	return nil, fmt.Errorf("%w %q: key type does not match algorithm %s", errUnknownKey, kid, alg)
 }
 
+// startFetchLocked, called with mu held, starts a fetch when one is due (the
+// set is stale, or a key is wanted that it lacks, and minGap has passed
+// since the last try) and returns the channel that closes when the fetch in
+// flight ends, or nil when there is none. A failed fetch keeps the cached
+// keys.
+func (j *jwks) startFetchLocked(wanted bool) <-chan struct{} {
+	if j.fetching != nil {
+		return j.fetching
+	}
+	now := j.now()
+	stale := now.Sub(j.fetchedAt) > j.fresh
+	if !(wanted || stale) || now.Sub(j.triedAt) < j.minGap {
+		return nil
+	}
+	j.triedAt = now
+	done := make(chan struct{})
+	j.fetching = done
+	go func() {
+		defer close(done)
+		keys, err := j.fetch()
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if err == nil {
+			j.keys, j.fetchedAt = keys, now
+		}
+		j.lastErr = err
+		j.fetching = nil
+	}()
+	return done
+}
+
 type jsonKey struct {
 	Kty string `json:"kty"`
 	Kid string `json:"kid"`
@@ -82,8 +129,10 @@ type jsonKey struct {
 	Y   string `json:"y"`
 }
 
-func (j *jwks) fetch(ctx context.Context) (map[string]crypto.PublicKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// fetch asks the JWKS URL for its keys. It does not take the caller's
+// context: other callers may be waiting for the same fetch.
+func (j *jwks) fetch() (map[string]crypto.PublicKey, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
 	if err != nil {
