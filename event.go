@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxEventSize is the largest encoded size of one event, in bytes.
@@ -153,25 +155,41 @@ var eventFields = map[string]bool{
 	"oldDocument": true, "actor": true, "audience": true, "timestamp": true, "offset": true,
 }
 
-// DecodeEvent parses one event strictly: unknown fields (compared
-// case-sensitively, so "documentID" is refused) and trailing data are errors,
-// so a misspelled field is caught at the publisher. It does not validate;
-// call Validate.
+// audienceFields are the JSON names of Audience, matched exactly.
+var audienceFields = map[string]bool{"users": true, "roles": true}
+
+// stringFields are the event fields that hold JSON strings (or arrays of
+// them), checked for text that encoding/json would silently replace.
+var stringFields = map[string]bool{
+	"type": true, "project": true, "collection": true, "documentId": true,
+	"actor": true, "audience": true, "timestamp": true, "offset": true,
+}
+
+// DecodeEvent parses one event strictly, so that what a publisher meant is
+// what is published: unknown fields (compared case-sensitively, so
+// "documentID" is refused, in the event and in its audience), duplicate
+// fields (which encoding/json would resolve silently, the last one
+// winning), invalid UTF-8 anywhere, unpaired UTF-16 surrogate escapes in a
+// string field (both of which it would replace with U+FFFD) and trailing
+// data are errors naming the field. It does not validate; call Validate.
 func DecodeEvent(data []byte) (Event, error) {
-	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&fields); err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	fields, err := decodeObject(data, "the event", eventFields)
+	if err != nil {
+		return Event{}, err
 	}
-	if dec.More() {
-		return Event{}, fmt.Errorf("%w: trailing data after the event object", ErrInvalidEvent)
+	for name, raw := range fields {
+		if !utf8.Valid(raw) {
+			return Event{}, fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, name)
+		}
+		if stringFields[name] {
+			if err := checkEscapes(raw); err != nil {
+				return Event{}, fmt.Errorf("%w: %s: %v", ErrInvalidEvent, name, err)
+			}
+		}
 	}
-	if fields == nil {
-		return Event{}, fmt.Errorf("%w: the event is null, want an object", ErrInvalidEvent)
-	}
-	for name := range fields {
-		if !eventFields[name] {
-			return Event{}, fmt.Errorf("%w: unknown field %q", ErrInvalidEvent, clip(name))
+	if raw, ok := fields["audience"]; ok && !bytes.Equal(raw, []byte("null")) {
+		if _, err := decodeObject(raw, "audience", audienceFields); err != nil {
+			return Event{}, err
 		}
 	}
 	var e Event
@@ -179,4 +197,105 @@ func DecodeEvent(data []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
 	}
 	return e, nil
+}
+
+// decodeObject reads data as one JSON object whose field names are all in
+// known, each at most once, and returns the raw value of each field.
+func decodeObject(data []byte, what string, known map[string]bool) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidEvent, what, err)
+	}
+	if tok != json.Delim('{') {
+		if tok == nil {
+			return nil, fmt.Errorf("%w: %s is null, want an object", ErrInvalidEvent, what)
+		}
+		return nil, fmt.Errorf("%w: %s is not a JSON object", ErrInvalidEvent, what)
+	}
+	fields := make(map[string]json.RawMessage, len(known))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidEvent, what, err)
+		}
+		name, _ := tok.(string)
+		if !known[name] {
+			if what == "the event" {
+				return nil, fmt.Errorf("%w: unknown field %q", ErrInvalidEvent, clip(name))
+			}
+			return nil, fmt.Errorf("%w: %s has unknown field %q", ErrInvalidEvent, what, clip(name))
+		}
+		if _, dup := fields[name]; dup {
+			return nil, fmt.Errorf("%w: duplicate field %q in %s", ErrInvalidEvent, name, what)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("%w: %s: field %q: %v", ErrInvalidEvent, what, name, err)
+		}
+		fields[name] = raw
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidEvent, what, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after %s object", ErrInvalidEvent, what)
+	}
+	return fields, nil
+}
+
+// checkEscapes refuses a \u escape of a UTF-16 surrogate that is not one
+// half of a pair, which encoding/json would decode as U+FFFD.
+func checkEscapes(raw []byte) error {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(raw) {
+			break
+		}
+		if raw[i+1] != 'u' {
+			i++ // an escaped character, possibly a backslash
+			continue
+		}
+		r := hex4(raw[i+2:])
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if len(raw) < i+12 || raw[i+6] != '\\' || raw[i+7] != 'u' {
+				return errors.New("an unpaired UTF-16 surrogate escape")
+			}
+			if lo := hex4(raw[i+8:]); lo < 0xDC00 || lo > 0xDFFF {
+				return errors.New("an unpaired UTF-16 surrogate escape")
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return errors.New("an unpaired UTF-16 surrogate escape")
+		default:
+			i += 5
+		}
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits of a \u escape (which the JSON decoder has
+// already checked), or returns -1.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }

@@ -3,6 +3,7 @@ package syncgate_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,6 +82,76 @@ func TestDecodeEventStrict(t *testing.T) {
 			t.Errorf("DecodeEvent(%s) = %v, want ErrInvalidEvent", in, err)
 		}
 	}
+}
+
+// TestDecodeEventRefusesAmbiguity covers what encoding/json alone resolves
+// silently: duplicate fields (the last one wins), unknown audience fields
+// (ignored), and invalid UTF-8 or unpaired surrogates (replaced by U+FFFD).
+func TestDecodeEventRefusesAmbiguity(t *testing.T) {
+	const head = `"type":"insert","collection":"c"`
+	tests := []struct {
+		name, in, errHas string
+	}{
+		{"duplicate project", `{` + head + `,"project":"pub","documentId":"d","project":"other"}`, `duplicate field "project"`},
+		{"duplicate document", `{` + head + `,"project":"p","document":1,"document":2}`, `duplicate field "document"`},
+		{"duplicate audience users", `{` + head + `,"project":"p","audience":{"users":["a"],"users":["b"]}}`, `duplicate field "users" in audience`},
+		{"unknown audience field", `{` + head + `,"project":"p","audience":{"users":["a"],"groups":["g"]}}`, `audience has unknown field "groups"`},
+		{"audience field in the wrong case", `{` + head + `,"project":"p","audience":{"Users":["a"]}}`, `audience has unknown field "Users"`},
+		{"audience not an object", `{` + head + `,"project":"p","audience":["a"]}`, "audience is not a JSON object"},
+		{"invalid UTF-8 in documentId", `{` + head + `,"project":"p","documentId":"d\xff"}`, "documentId is not valid UTF-8"},
+		{"invalid UTF-8 in actor", `{` + head + `,"project":"p","actor":"\xc3("}`, "actor is not valid UTF-8"},
+		{"invalid UTF-8 in document", `{` + head + `,"project":"p","document":{"t":"\xed\xa0\x80"}}`, "document is not valid UTF-8"},
+		{"invalid UTF-8 in audience", `{` + head + `,"project":"p","audience":{"users":["\xff"]}}`, "audience is not valid UTF-8"},
+		{"lone high surrogate", `{` + head + `,"project":"p","documentId":"a\\ud800b"}`, "documentId: an unpaired UTF-16 surrogate"},
+		{"lone low surrogate", `{` + head + `,"project":"p","actor":"\\udc00"}`, "actor: an unpaired UTF-16 surrogate"},
+		{"high surrogate then non-surrogate", `{` + head + `,"project":"p","documentId":"\\ud800\\u0041"}`, "unpaired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := unescapeBytes(t, tt.in)
+			_, err := syncgate.DecodeEvent(in)
+			if !errors.Is(err, syncgate.ErrInvalidEvent) || !strings.Contains(err.Error(), tt.errHas) {
+				t.Fatalf("DecodeEvent(%q) = %v, want an error containing %q", in, err, tt.errHas)
+			}
+		})
+	}
+	// What stays accepted: a surrogate pair, an escaped backslash before a
+	// u, non-ASCII text, a null audience, duplicate keys inside a document
+	// (its content is the publisher's, passed through verbatim).
+	for _, in := range []string{
+		`{` + head + `,"project":"p","documentId":"\\ud83d\\ude00 é"}`,
+		`{` + head + `,"project":"p","actor":"\\\\ud800"}`,
+		`{` + head + `,"project":"p","audience":null}`,
+		`{` + head + `,"project":"p","document":{"a":1,"a":2}}`,
+	} {
+		if _, err := syncgate.DecodeEvent(unescapeBytes(t, in)); err != nil {
+			t.Errorf("DecodeEvent(%s) = %v, want it accepted", in, err)
+		}
+	}
+}
+
+// unescapeBytes turns the \xNN and \\ escapes of a test table into bytes,
+// so tables can hold invalid UTF-8 legibly.
+func unescapeBytes(t *testing.T, s string) []byte {
+	t.Helper()
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], `\\`):
+			out = append(out, '\\')
+			i++
+		case strings.HasPrefix(s[i:], `\x`):
+			var b byte
+			if _, err := fmt.Sscanf(s[i+2:i+4], "%02x", &b); err != nil {
+				t.Fatalf("bad escape in %q", s)
+			}
+			out = append(out, b)
+			i += 3
+		default:
+			out = append(out, s[i])
+		}
+	}
+	return out
 }
 
 // FuzzEvent checks that decoding and validating never panic, and that an

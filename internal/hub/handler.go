@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,7 +26,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "node is draining, reconnect to another", http.StatusServiceUnavailable)
 		return
 	}
-	token := bearer(r.Header.Get("Authorization"))
+	token := auth.BearerToken(r.Header.Get("Authorization"))
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
@@ -183,13 +182,6 @@ func (h *Hub) clientMessage(op string) {
 	if h.m != nil {
 		h.m.ClientMessages.WithLabelValues(op).Inc()
 	}
-}
-
-func bearer(h string) string {
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }
 
 func truncate(s string, n int) string {

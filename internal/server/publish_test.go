@@ -53,6 +53,10 @@ func TestPublishStatuses(t *testing.T) {
 		{"event over 256 KiB", wstest.Key, bigDoc, 400, "bad_request", "exceeds 262144"},
 		{"empty batch", wstest.Key, `{"events":[]}`, 400, "bad_request", "empty"},
 		{"batch with other fields", wstest.Key, `{"events":[` + valid + `],"type":"x"}`, 400, "bad_request", "only the field"},
+		{"batch with events twice", wstest.Key, `{"events":[` + valid + `],"events":[` + valid + `]}`, 400, "bad_request", "only the field"},
+		{"duplicate project", wstest.Key, `{"type":"insert","project":"p","collection":"c","project":"other"}`, 400, "bad_request", `duplicate field "project"`},
+		{"unknown audience field", wstest.Key, `{"type":"insert","project":"p","collection":"c","audience":{"users":["u"],"group":"g"}}`, 400, "bad_request", `audience has unknown field "group"`},
+		{"invalid UTF-8 in documentId", wstest.Key, "{\"type\":\"insert\",\"project\":\"p\",\"collection\":\"c\",\"documentId\":\"d\xff\"}", 400, "bad_request", "documentId is not valid UTF-8"},
 		{"invalid event in batch", wstest.Key, `{"events":[` + valid + `,{"type":"insert","project":"p"}]}`, 400, "bad_request", "events[1]"},
 		{"body over 1 MiB", wstest.Key, `{"events":[` + strings.Repeat(valid+",", 2<<20/len(valid)) + valid + `]}`, 413, "limit_exceeded", "1048576"},
 		{"over 1000 events", wstest.Key, `{"events":[` + strings.Repeat(`{"type":"a","project":"p","collection":"c"},`, 1000) + `{"type":"a","project":"p","collection":"c"}]}`, 413, "limit_exceeded", "1001 events"},
@@ -176,5 +180,46 @@ func TestPublishTimeoutIsNotUnavailable(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+}
+
+// TestBearerSchemeAnyCase checks that publish and /v1/ws agree on the
+// Authorization header: the scheme is case-insensitive (RFC 7235)
+// everywhere, and another scheme is refused everywhere.
+func TestBearerSchemeAnyCase(t *testing.T) {
+	// A socket without a usable header token waits for an auth message:
+	// a short AuthTimeout ends that wait with 4001.
+	n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{AuthTimeout: 200 * time.Millisecond}})
+	token := wstest.Token(t, "u", time.Hour, []string{"p"}, nil, nil)
+	body := `{"type":"insert","project":"p","collection":"c"}`
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER", "bEARER"} {
+		t.Run(scheme, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, n.URL+"/v1/publish", strings.NewReader(body))
+			req.Header.Set("Authorization", scheme+" "+wstest.Key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("publish with %q: %d, want 200", scheme, resp.StatusCode)
+			}
+			c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Header: http.Header{"Authorization": {scheme + " " + token}}})
+			c.Expect("ready")
+		})
+	}
+	req, _ := http.NewRequest(http.MethodPost, n.URL+"/v1/publish", strings.NewReader(body))
+	req.Header.Set("Authorization", "Basic "+wstest.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("publish with the Basic scheme: %d, want 401", resp.StatusCode)
+	}
+	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Header: http.Header{"Authorization": {"Basic " + token}}})
+	if code := c.Closed(); code != 4001 {
+		t.Fatalf("/v1/ws with the Basic scheme closed with %d, want 4001", code)
 	}
 }

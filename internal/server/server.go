@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -124,7 +125,7 @@ func (s *srv) fail(w http.ResponseWriter, status int, code, msg string) {
 // publish handles POST /v1/publish: one event or {"events":[...]}, all
 // validated before any is published.
 func (s *srv) publish(w http.ResponseWriter, r *http.Request) {
-	key := bearerToken(r.Header.Get("Authorization"))
+	key := auth.BearerToken(r.Header.Get("Authorization"))
 	if !s.cfg.Keys.Check(key) {
 		if s.cfg.Metrics != nil {
 			reason := "publish_key"
@@ -199,8 +200,8 @@ func DecodePublish(body []byte) ([]syncgate.Event, error) {
 	var raws []json.RawMessage
 	batch := false
 	if rawEvents, ok := probe["events"]; ok {
-		if len(probe) != 1 {
-			return nil, errors.New(`a batch body has only the field "events"`)
+		if len(probe) != 1 || countKeys(body) != 1 {
+			return nil, errors.New(`a batch body has only the field "events", once`)
 		}
 		if err := json.Unmarshal(rawEvents, &raws); err != nil {
 			return nil, fmt.Errorf("events must be an array of event objects: %v", err)
@@ -239,9 +240,24 @@ func DecodePublish(body []byte) ([]syncgate.Event, error) {
 	return events, nil
 }
 
-func bearerToken(h string) string {
-	if len(h) > 7 && (h[:7] == "Bearer " || h[:7] == "bearer ") {
-		return h[7:]
+// countKeys returns how many fields the JSON object body has, duplicates
+// included (a map counts a duplicate once, keeping the last), or -1 when it
+// is not an object.
+func countKeys(body []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return -1
 	}
-	return ""
+	n := 0
+	for dec.More() {
+		if _, err := dec.Token(); err != nil {
+			return -1
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return -1
+		}
+		n++
+	}
+	return n
 }

@@ -58,7 +58,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "node is draining, reconnect to another", http.StatusServiceUnavailable)
 		return
 	}
-	token := bearer(r.Header.Get("Authorization"))
+	token := auth.BearerToken(r.Header.Get("Authorization"))
 	if token == "" {
 		token = q.Get("token")
 	}
@@ -283,13 +283,6 @@ func (c *conn) connect(p packet) {
 		c.log.Debug("socket.io session not recovered", "err", err)
 	}
 	c.send(encodeConnect(socketID, randomID()))
-}
-
-func bearer(h string) string {
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }
 
 func truncate(s string, n int) string {
