@@ -437,3 +437,31 @@ func sameGrants(a, b *Claims) bool {
 	return a.Subject == b.Subject && slices.Equal(a.Projects, b.Projects) && slices.Equal(a.Roles, b.Roles) &&
 		(a.Collections == nil) == (b.Collections == nil) && slices.Equal(a.Collections, b.Collections)
 }
+
+// RenewAtExpiry is what a live connection's timer runs when its claims
+// reach exp; mu guards *claims and *timer. Claims a webhook answered are
+// asked for again (Claims.Renew): renewed, they replace *claims, the timer
+// is reset to their exp and the code is 0. Otherwise RenewAtExpiry returns
+// the close code (ExpiryCloseCode: 4009, or 1013 for a temporary failure)
+// and reason to end the connection with — or 0 when the client refreshed
+// its token meanwhile, so the claims that expired are no longer its own.
+func RenewAtExpiry(ctx context.Context, mu *sync.Mutex, claims **Claims, timer **time.Timer) (code int, reason string) {
+	mu.Lock()
+	old := *claims
+	mu.Unlock()
+	renewed, err := old.Renew(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case *claims != old || ctx.Err() != nil: // refreshed, or the connection is ending
+		return 0, ""
+	case err != nil:
+		if errors.Is(err, ErrUnavailable) {
+			return ExpiryCloseCode(err), "token expired and the authentication backend is unavailable, try again"
+		}
+		return ExpiryCloseCode(err), "token expired"
+	}
+	*claims = renewed
+	(*timer).Reset(time.Until(renewed.ExpiresAt))
+	return 0, ""
+}
