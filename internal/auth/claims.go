@@ -22,6 +22,8 @@ type Claims struct {
 	Collections []string
 	// Roles are matched against audience.roles.
 	Roles []string
+
+	cred *credential // set when a webhook answered; see Renew
 }
 
 // ErrForbidden is wrapped when a token does not grant a subscription.

@@ -38,6 +38,9 @@ func (e *TokenError) Unwrap() []error { return []error{ErrInvalidToken, e.Err} }
 
 // Reason returns the failure reason of err, or "" when it is not a token error.
 func Reason(err error) string {
+	if errors.Is(err, ErrUnavailable) {
+		return ReasonUnavailable
+	}
 	var te *TokenError
 	if errors.As(err, &te) {
 		return te.Reason
@@ -45,7 +48,8 @@ func Reason(err error) string {
 	return ""
 }
 
-// Config configures a Verifier. At least one of Secret and JWKSURL is needed.
+// Config configures a Verifier. At least one of Secret, JWKSURL and
+// Webhook.URL is needed.
 type Config struct {
 	// Secret is the HS256 shared secret; empty disables HS256.
 	Secret []byte
@@ -60,12 +64,19 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// Webhook verifies the credentials that are not JWTs this node can
+	// verify (every credential when neither Secret nor JWKSURL is set);
+	// disabled when its URL is empty.
+	Webhook WebhookConfig
 }
 
 // Validate reports a configuration that cannot verify anything.
 func (c Config) Validate() error {
-	if len(c.Secret) == 0 && c.JWKSURL == "" {
-		return errors.New("auth: neither a JWT secret nor a JWKS URL is configured")
+	if len(c.Secret) == 0 && c.JWKSURL == "" && c.Webhook.URL == "" {
+		return errors.New("auth: neither a JWT secret, a JWKS URL nor a webhook URL is configured")
+	}
+	if err := c.Webhook.Validate(); err != nil {
+		return err
 	}
 	if len(c.Secret) > 0 && len(c.Secret) < 32 {
 		return fmt.Errorf("auth: JWT secret is %d bytes, at least 32 are needed for HS256", len(c.Secret))
@@ -78,9 +89,11 @@ func (c Config) Validate() error {
 
 // Verifier checks client tokens.
 type Verifier struct {
-	cfg    Config
-	parser *jwt.Parser
-	jwks   *jwks
+	cfg       Config
+	parser    *jwt.Parser
+	validator *jwt.Validator // the parser's claims checks, for webhook answers
+	jwks      *jwks
+	hook      *webhook
 }
 
 // NewVerifier returns a Verifier for cfg.
@@ -109,11 +122,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		methods = append(methods, "RS256", "ES256")
 		v.jwks = &jwks{url: cfg.JWKSURL, client: cfg.HTTPClient, fresh: cfg.JWKSRefresh, minGap: cfg.MinRefresh, now: cfg.Now}
 	}
-	v.parser = jwt.NewParser(
-		jwt.WithValidMethods(methods),
+	checks := []jwt.ParserOption{
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(cfg.Now),
-	)
+	}
+	v.parser = jwt.NewParser(append(checks, jwt.WithValidMethods(methods))...)
+	v.validator = jwt.NewValidator(checks...)
+	if cfg.Webhook.URL != "" {
+		v.hook = newWebhook(cfg.Webhook, cfg.Now, v.webhookClaims)
+	}
 	return v, nil
 }
 
@@ -124,13 +141,26 @@ type tokenClaims struct {
 	Roles       []string  `json:"roles"`
 }
 
-// Verify checks a token and returns its claims.
+// Close releases the webhook's idle connections; the Verifier stays usable.
+func (v *Verifier) Close() {
+	if v.hook != nil {
+		v.hook.close()
+	}
+}
+
+// Verify checks a token and returns its claims. With a webhook configured,
+// a token that is not a JWT this node can verify (not a JWT, not signed
+// with a configured key) is asked about instead; ctx names the transport
+// (WithTransport). A temporary failure wraps ErrUnavailable.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if token == "" {
 		return nil, &TokenError{ReasonMissing, errors.New("no token")}
 	}
 	if len(token) > 16<<10 {
 		return nil, &TokenError{ReasonMalformed, fmt.Errorf("token is %d bytes, at most 16384", len(token))}
+	}
+	if v.hook != nil && len(v.cfg.Secret) == 0 && v.jwks == nil {
+		return v.hook.check(ctx, token, transportOf(ctx))
 	}
 	var tc tokenClaims
 	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
@@ -144,8 +174,25 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, fmt.Errorf("algorithm %q not allowed", t.Method.Alg())
 	})
 	if err != nil {
+		err = classify(err)
+		if r := Reason(err); v.hook != nil && (r == ReasonMalformed || r == ReasonSignature || r == ReasonUnknownKey) {
+			return v.hook.check(ctx, token, transportOf(ctx))
+		}
+		return nil, err
+	}
+	return claimsOf(&tc)
+}
+
+// webhookClaims checks a webhook answer as a JWT's claims are checked.
+func (v *Verifier) webhookClaims(tc *tokenClaims) (*Claims, error) {
+	if err := v.validator.Validate(tc); err != nil {
 		return nil, classify(err)
 	}
+	return claimsOf(tc)
+}
+
+// claimsOf checks the claims every token needs and converts them.
+func claimsOf(tc *tokenClaims) (*Claims, error) {
 	if tc.Subject == "" {
 		return nil, &TokenError{ReasonClaims, errors.New("claim sub is missing")}
 	}

@@ -41,7 +41,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	ws.SetReadLimit(h.cfg.MaxMessageBytes)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(auth.WithTransport(context.Background(), auth.TransportWS))
 	c := &conn{
 		h:      h,
 		id:     h.nodeID + "-" + strconv.FormatUint(h.nextID.Add(1), 10),
@@ -77,13 +77,17 @@ func (c *conn) serve(token string) {
 	if err != nil {
 		h.authFailed(err)
 		c.log.Info("connection refused", "reason", auth.Reason(err), "err", err)
-		_ = ws.Close(websocket.StatusCode(CloseUnauthorized), truncate(err.Error(), 120))
+		_ = ws.Close(websocket.StatusCode(auth.CloseCode(err)), truncate(err.Error(), 120))
 		return
 	}
+	c.mu.Lock()
 	c.claims = claims
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
-		c.requestClose(CloseTokenExpired, "token expired", true)
+		if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
+			c.requestClose(CloseCode(code), reason, true)
+		}
 	})
+	c.mu.Unlock()
 	c.writer.Add(1)
 	go c.writeLoop()
 	c.send(encodeFrame(readyFrame{Op: "ready", ID: authID, Connection: c.id, User: claims.Subject, ExpiresAt: claims.ExpiresAt}))

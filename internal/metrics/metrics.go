@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/syncgate/syncgate/internal/auth"
 )
 
 // Metrics holds every collector of one gateway process.
@@ -33,6 +35,8 @@ type Metrics struct {
 	BackplanePublishErrs prometheus.Counter
 	BackplaneStalls      prometheus.Counter
 	Disconnects          *prometheus.CounterVec
+	WebhookCalls         *prometheus.CounterVec
+	WebhookLatency       prometheus.Histogram
 }
 
 // Reasons for syncgate_events_dropped_total.
@@ -100,12 +104,20 @@ func New() *Metrics {
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_disconnects_total", Help: "Connections closed by the server, by close code.",
 		}, []string{"code"}),
+		WebhookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_auth_webhook_calls_total",
+			Help: "Authentication webhook calls, by outcome (ok, refused, status, malformed, timeout, error; busy: not sent, no free slot in time).",
+		}, []string{"outcome"}),
+		WebhookLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "syncgate_auth_webhook_duration_seconds", Help: "Time from sending an authentication webhook call to its answer (or failure).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
 	}
 	r.MustRegister(
 		m.Connections, m.Subscriptions, m.EventsPublished, m.EventsDelivered, m.EventsDropped,
 		m.BatchSize, m.DeliveryLatency, m.SlowConsumers, m.AuthFailures, m.ClientMessages,
 		m.PublishRequests, m.BackplaneUp, m.BackplaneReconnects, m.BackplanePublishErrs,
-		m.BackplaneStalls, m.Disconnects,
+		m.BackplaneStalls, m.Disconnects, m.WebhookCalls, m.WebhookLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -114,10 +126,25 @@ func New() *Metrics {
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
 		m.EventsDropped.WithLabelValues(r)
 	}
-	for _, r := range []string{"missing", "malformed", "signature", "expired", "unknown_key", "claims", "publish_key", "publish_key_missing"} {
+	for _, r := range []string{"missing", "malformed", "signature", "expired", "unknown_key", "claims", "refused", "unavailable", "publish_key", "publish_key_missing"} {
 		m.AuthFailures.WithLabelValues(r)
 	}
+	for _, o := range auth.Outcomes {
+		m.WebhookCalls.WithLabelValues(o)
+	}
 	return m
+}
+
+// WebhookCall records one authentication webhook call; auth.WebhookMetrics.
+// A call that was never sent (outcome busy) counts but has no latency.
+func (m *Metrics) WebhookCall(outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.WebhookCalls.WithLabelValues(outcome).Inc()
+	if outcome != auth.OutcomeBusy {
+		m.WebhookLatency.Observe(d.Seconds())
+	}
 }
 
 // ObserveLatency records the time from publish to now for a delivered event.

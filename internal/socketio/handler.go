@@ -71,7 +71,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(auth.WithTransport(context.Background(), auth.TransportSocketIO))
 	defer cancel()
 	c := &conn{
 		s:       s,
@@ -262,13 +262,20 @@ func (c *conn) connect(p packet) {
 	if err != nil {
 		c.s.authFailed(err)
 		c.log.Info("socket.io connect refused", "reason", auth.Reason(err), "err", err)
+		if code := auth.CloseCode(err); code != auth.CloseUnauthorized {
+			// Closing (not CONNECT_ERROR) makes socket.io-client reconnect.
+			c.requestClose(closeCode(code), truncate(err.Error(), 120), false)
+			return
+		}
 		c.send(encodeConnectError("/", codeUnauthorized, truncate(err.Error(), 200)))
 		return
 	}
 	c.mu.Lock()
 	c.claims = claims
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
-		c.requestClose(closeTokenExpired, "token expired", true)
+		if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
+			c.requestClose(closeCode(code), reason, true)
+		}
 	})
 	c.mu.Unlock()
 	c.joined.Store(true)
