@@ -93,13 +93,13 @@ func encodeFor(k kind, ev *syncgate.Event) []byte {
 			b = appendJSON(b, evDatabaseChange)
 			b = append(b, ',')
 			return appendJSON(b, databaseChange{Type: ev.Type, ProjectID: ev.Project, TableName: ev.Collection,
-				Data: orNull(ev.Document), OldData: orNull(ev.OldDocument), DocumentID: ev.DocumentID,
+				Data: orNull(dataOf(ev)), OldData: orNull(ev.OldDocument), DocumentID: ev.DocumentID,
 				Actor: ev.Actor, Timestamp: ev.Timestamp})
 		}
 		b = appendJSON(b, evProjectEvent)
 		b = append(b, ',')
 		return appendJSON(b, projectEvent{Type: ev.Type, ProjectID: ev.Project, Collection: ev.Collection,
-			DocumentID: ev.DocumentID, Data: orNull(ev.Document), OldData: ev.OldDocument, Actor: ev.Actor,
+			DocumentID: ev.DocumentID, Data: orNull(dataOf(ev)), OldData: ev.OldDocument, Actor: ev.Actor,
 			Timestamp: ev.Timestamp})
 	}
 	b = appendJSON(b, ev.Type)
@@ -107,6 +107,29 @@ func encodeFor(k kind, ev *syncgate.Event) []byte {
 	return appendJSON(b, documentEvent{Type: ev.Type, Project: ev.Project, Collection: ev.Collection,
 		DocumentID: ev.DocumentID, Document: ev.Document, OldDocument: ev.OldDocument, Actor: ev.Actor,
 		Timestamp: ev.Timestamp, Offset: ev.Offset})
+}
+
+// deleteTypes are the event types whose `data` carries the deleted row.
+var deleteTypes = map[string]bool{"delete": true, "document:deleted": true}
+
+// dataOf is the `data` of a joined project's payload: the event's document,
+// except for a delete without one, where it is the deleted row —
+// `oldDocument` (what change capture sends), else `{"id": documentId}` — so
+// that a handler written for Socket.IO (`case 'delete': if (data?.id) …`)
+// finds the row to remove. `oldData` stays `oldDocument` either way.
+func dataOf(ev *syncgate.Event) json.RawMessage {
+	if !deleteTypes[ev.Type] || len(ev.Document) != 0 {
+		return ev.Document
+	}
+	if len(ev.OldDocument) != 0 {
+		return ev.OldDocument
+	}
+	if ev.DocumentID != "" {
+		return appendJSON(nil, struct {
+			ID string `json:"id"`
+		}{ev.DocumentID})
+	}
+	return nil
 }
 
 // roomOf is the Socket.IO room name apps expect for a joined project.

@@ -66,10 +66,12 @@ func TestJoinProject(t *testing.T) {
 	events := []syncgate.Event{
 		ev("insert", "p1", "todos", "t1", `{"title":"a"}`, ""),
 		ev("update", "p1", "todos", "t1", `{"title":"b"}`, `{"title":"a"}`),
-		ev("delete", "p1", "todos", "t1", "", `{"title":"b"}`),
+		ev("delete", "p1", "todos", "t1", "", `{"id":"t1","title":"b"}`),
+		ev("delete", "p1", "todos", "t9", "", ""), // only the key: data is {id}
 		ev("create_table", "p1", "notes", "", `{"columns":["id"]}`, ""),
 		ev("toggle_cron_job", "p1", "jobs", "j1", `{"enabled":true}`, ""),
 		ev("document:created", "p1", "todos", "t2", `{"title":"c"}`, ""),
+		ev("document:deleted", "p1", "todos", "t2", "", ""),
 		ev("deploy.finished", "p1", "deploys", "", `{"ok":true}`, ""),
 		ev("insert", "p2", "todos", "x", `{}`, ""), // another project
 	}
@@ -90,10 +92,14 @@ func TestJoinProject(t *testing.T) {
 	}{
 		{"database-change", "insert", "todos", `{"title":"a"}`, "null"},
 		{"database-change", "update", "todos", `{"title":"b"}`, `{"title":"a"}`},
-		{"database-change", "delete", "todos", "null", `{"title":"b"}`},
+		// A delete's data is the deleted row, so that the seed's
+		// `case 'delete': if (event.data?.id)` finds it.
+		{"database-change", "delete", "todos", `{"id":"t1","title":"b"}`, `{"id":"t1","title":"b"}`},
+		{"database-change", "delete", "todos", `{"id":"t9"}`, "null"},
 		{"database-change", "create_table", "notes", `{"columns":["id"]}`, "null"},
 		{"database-change", "toggle_cron_job", "jobs", `{"enabled":true}`, "null"},
 		{"project-event", "document:created", "", `{"title":"c"}`, ""},
+		{"project-event", "document:deleted", "", `{"id":"t2"}`, ""},
 		{"project-event", "deploy.finished", "", `{"ok":true}`, ""},
 	}
 	prev := j.State()

@@ -1,8 +1,8 @@
 // The SDK in Node against real gateway processes built from this repository.
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, waitFor, docEvent, sleep } from '../support/gateway.mjs';
-import { TrackedWebSocket, nodeClient, record } from '../support/node-client.mjs';
+import { startGateway, waitFor, docEvent } from '../support/gateway.mjs';
+import { TrackedWebSocket, nodeClient, record, waitForStates } from '../support/node-client.mjs';
 
 const ids = (events) => events.map((e) => e.documentId);
 const range = (from, to) => Array.from({ length: to - from }, (_, i) => `d${from + i}`);
@@ -54,17 +54,23 @@ describe('against one gateway', () => {
   });
 
   it('resumes with since after a dropped connection: nothing lost, nothing twice', async (t) => {
-    const { client } = nodeClient(t, { url: gw.base, token: gw.token(), reconnect: { baseDelayMs: 300 } });
+    const { client, statuses } = nodeClient(t, { url: gw.base, token: gw.token(), reconnect: { baseDelayMs: 300 } });
     const rec = record(client, 'p2', 'c');
     await waitFor(() => rec.subscribed.length === 1, { message: 'subscribed' });
     await gw.publish(docs('p2', 'c', 0, 5));
     await waitFor(() => rec.events.length === 5, { message: '5 events' });
 
-    // Cut the TCP connection under the client, then publish while it is away.
+    // Cut the TCP connection under the client, then publish while it is
+    // away. `reconnecting` may last less than a poll: await the recorded
+    // transitions, not the current state.
+    const mark = statuses.length;
     TrackedWebSocket.instances.at(-1)._socket.destroy();
-    await waitFor(() => client.status.state === 'reconnecting', { message: 'reconnecting' });
+    await waitForStates(statuses, ['reconnecting'], { from: mark });
     await gw.publish(docs('p2', 'c', 5, 10));
-    await waitFor(() => rec.events.length >= 12 || (rec.events.length === 10 && client.status.state === 'open'), { message: 'resumed' });
+    // Events 5..9 come from the replay after the resubscribe (or live, when
+    // the client was back before the publish): all of them, once.
+    await waitFor(() => rec.events.length === 10 && rec.subscribed.length === 2, { message: 'resumed with the replay' });
+    await waitForStates(statuses, ['reconnecting', 'open'], { from: mark });
     await gw.publish(docs('p2', 'c', 10, 12));
     await waitFor(() => rec.events.length === 12, { message: '12 events' });
     assert.deepEqual(ids(rec.events), range(0, 12));
@@ -120,26 +126,30 @@ describe('gateway restarts', () => {
     });
     const rec = record(client, 'p', 'c');
     await waitFor(() => rec.subscribed.length === 1, { message: 'subscribed' });
+    const mark = statuses.length;
     await gw.stop('SIGTERM');
+    // The process may exit before the client has handled the close frame.
+    await waitForStates(statuses, ['reconnecting'], { from: mark });
     const restarted = await startGateway({ port: gw.port, secret: gw.secret, publishKey: gw.publishKey });
     t.after(() => restarted.stop('SIGKILL'));
     const drop = statuses.find((s) => s.state === 'reconnecting');
     assert.equal(drop?.lastError?.closeCode, 1012);
     assert.equal(drop.lastError.code, 'service_restart');
     // With a 30 s backoff base only the restart path can be back within seconds.
-    await waitFor(() => client.status.state === 'open', { timeoutMs: 8000, message: 'open again' });
+    await waitForStates(statuses, ['reconnecting', 'open'], { from: mark, timeoutMs: 8000 });
   });
 
   it('a restarted in-memory gateway lost history: onReset, then live again', async (t) => {
     const gw = await startGateway();
-    const { client } = nodeClient(t, { url: gw.base, token: gw.token(), reconnect: { baseDelayMs: 100, maxDelayMs: 400 } });
+    const { client, statuses } = nodeClient(t, { url: gw.base, token: gw.token(), reconnect: { baseDelayMs: 100, maxDelayMs: 400 } });
     const rec = record(client, 'p', 'c');
     await waitFor(() => rec.subscribed.length === 1, { message: 'subscribed' });
     await gw.publish(docs('p', 'c', 0, 3));
     await waitFor(() => rec.events.length === 3, { message: '3 events' });
 
+    const mark = statuses.length;
     await gw.stop('SIGKILL');
-    await waitFor(() => client.status.state === 'reconnecting', { message: 'reconnecting' });
+    await waitForStates(statuses, ['reconnecting'], { from: mark });
     const restarted = await startGateway({ port: gw.port, secret: gw.secret, publishKey: gw.publishKey });
     t.after(() => restarted.stop('SIGKILL'));
     await waitFor(() => rec.resets.length === 1, { timeoutMs: 8000, message: 'onReset' });
@@ -170,14 +180,19 @@ describe('tokens', () => {
     await waitFor(() => rec.subscribed.length === 1, { message: 'subscribed' });
     const connection = client.status.connection;
     const firstExpiry = client.status.expiresAt.getTime();
-    await sleep(Math.max(0, firstExpiry - Date.now()) + 1500);
+    // The refresh is recorded as a new status with a later expiresAt.
+    await waitFor(() => statuses.some((s) => s.expiresAt && s.expiresAt.getTime() > firstExpiry), { message: 'a refreshed expiresAt' });
+    // Past the first token's exp (whole seconds) the gateway would have closed
+    // the connection with 4009 had the refresh not been applied; an event
+    // delivered after that proves the connection outlived it.
+    await waitFor(() => Date.now() > firstExpiry + 1000, { message: 'the first token expired' });
+    await gw.publish(docs('p', 'c', 0, 1));
+    await waitFor(() => rec.events.length === 1, { message: 'event after expiry of the first token' });
     assert.equal(client.status.state, 'open');
     assert.equal(client.status.connection, connection, 'same connection: refreshed, not reconnected');
     assert.ok(client.status.expiresAt.getTime() > firstExpiry, 'expiresAt moved forward');
     assert.ok(calls >= 2, `getToken called ${calls} times`);
     assert.ok(!statuses.some((s) => s.state === 'reconnecting'), 'never dropped');
-    await gw.publish(docs('p', 'c', 0, 1));
-    await waitFor(() => rec.events.length === 1, { message: 'event after expiry of the first token' });
   });
 
   it('on 4009 fetches a new token, reconnects and resumes', async (t) => {

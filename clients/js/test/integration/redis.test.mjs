@@ -3,48 +3,22 @@
 // resumes from Redis history with nothing lost and nothing twice.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { startGateway, freePort, waitFor, docEvent } from '../support/gateway.mjs';
-import { TrackedWebSocket, nodeClient, record } from '../support/node-client.mjs';
+import { startGateway, waitFor, docEvent } from '../support/gateway.mjs';
+import { startRedis } from '../support/redis.mjs';
+import { TrackedWebSocket, nodeClient, record, waitForStates } from '../support/node-client.mjs';
 
 const ids = (events) => events.map((e) => e.documentId);
 const range = (from, to) => Array.from({ length: to - from }, (_, i) => `d${from + i}`);
 const docs = (from, to) => range(from, to).map((id) => docEvent('p', 'c', id, { id }));
 
-function redisServerPath() {
-  try {
-    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
-  } catch {
-    return '';
-  }
-}
-
 describe('kill and restart a gateway node (Redis backplane)', () => {
   let redis;
   let redisUrl;
   before(async () => {
-    const bin = redisServerPath();
-    assert.ok(bin, 'redis-server missing: apt-get install -y redis-server');
-    const port = await freePort();
-    redis = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    redisUrl = `redis://127.0.0.1:${port}/0`;
-    await waitFor(
-      () =>
-        new Promise((res) => {
-          import('node:net').then(({ connect }) => {
-            const s = connect(port, '127.0.0.1', () => {
-              s.end();
-              res(true);
-            });
-            s.on('error', () => res(false));
-          });
-        }),
-      { message: 'redis-server listening' },
-    );
+    redis = await startRedis();
+    redisUrl = redis.url;
   });
-  after(() => {
-    redis?.kill('SIGKILL');
-  });
+  after(() => redis?.stop());
 
   it('resumes from history across the restart of its node: nothing lost, nothing twice', async (t) => {
     TrackedWebSocket.instances = [];
@@ -53,7 +27,7 @@ describe('kill and restart a gateway node (Redis backplane)', () => {
     const b = await startGateway(same);
     t.after(() => b.stop('SIGKILL'));
 
-    const { client } = nodeClient(t, { url: a.base, token: a.token(), reconnect: { baseDelayMs: 200, maxDelayMs: 1000 } });
+    const { client, statuses } = nodeClient(t, { url: a.base, token: a.token(), reconnect: { baseDelayMs: 200, maxDelayMs: 1000 } });
     const one = record(client, 'p', 'c');
     const all = record(client, 'p', '*');
     await waitFor(() => one.subscribed.length === 1 && all.subscribed.length === 1, { message: 'subscribed' });
@@ -61,8 +35,9 @@ describe('kill and restart a gateway node (Redis backplane)', () => {
     await b.publish(docs(0, 5)); // through the other node
     await waitFor(() => one.events.length === 5 && all.events.length === 5, { message: 'first 5 events' });
 
+    const mark = statuses.length;
     await a.stop('SIGKILL');
-    await waitFor(() => client.status.state === 'reconnecting', { message: 'reconnecting' });
+    await waitForStates(statuses, ['reconnecting'], { from: mark });
     await b.publish(docs(5, 8)); // while the client's node is down
     await b.publish(docs(8, 10));
     const restarted = await startGateway({ port: a.port, ...same });

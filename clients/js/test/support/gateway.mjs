@@ -38,13 +38,19 @@ export function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns truthy or `timeoutMs` passes. */
+/**
+ * Polls `fn` until it returns truthy or `timeoutMs` passes. Poll only for
+ * conditions that stay true once reached (a count, a recorded transition);
+ * `message` may be a function, called for the timeout's error.
+ */
 export async function waitFor(fn, { timeoutMs = 10_000, intervalMs = 20, message = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${message}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof message === 'function' ? message() : message}`);
+    }
     await sleep(intervalMs);
   }
 }

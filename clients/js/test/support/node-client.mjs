@@ -2,6 +2,7 @@
 // every received frame recorded so tests can compare callbacks with frames.
 import WebSocket from 'ws';
 import { createClient } from '../../dist/index.js';
+import { waitFor } from './gateway.mjs';
 
 export class TrackedWebSocket extends WebSocket {
   /** @type {TrackedWebSocket[]} */
@@ -60,4 +61,28 @@ export function record(client, project, collection) {
     onSubscribed: (info) => rec.subscribed.push(info),
   });
   return rec;
+}
+
+/**
+ * Awaits `states` in order (not necessarily adjacent) among the statuses a
+ * client recorded after index `from`, and returns the index just past the
+ * last match. Transient states such as `reconnecting` can come and go
+ * between two polls of `client.status`; the record keeps every transition.
+ */
+export async function waitForStates(statuses, states, { from = 0, timeoutMs = 10_000 } = {}) {
+  let end = from;
+  await waitFor(
+    () => {
+      let i = from;
+      for (const want of states) {
+        while (i < statuses.length && statuses[i].state !== want) i++;
+        if (i === statuses.length) return false;
+        i++;
+      }
+      end = i;
+      return true;
+    },
+    { timeoutMs, message: () => `states ${states.join(' → ')} after #${from} (recorded: ${statuses.slice(from).map((s) => s.state).join(', ')})` },
+  );
+  return end;
 }

@@ -1,6 +1,7 @@
 // Compiled (not run) by `npm run typecheck`: the published .d.ts files, found
 // through the package's own exports map, type an app's everyday code.
 import { createClient, SyncError, type SyncEvent, type SyncStatus, type CacheStore } from '@syncgate/client';
+import { createPublisher, PublishError, type Publisher } from '@syncgate/client/server';
 import { useCollection, useEvents, useSyncStatus, useAutoRefresh, SyncProvider } from '@syncgate/client/react';
 
 interface Task {
@@ -37,3 +38,9 @@ export function useTasks(): Task[] {
 }
 void SyncProvider;
 export type { CacheStore };
+
+const sg: Publisher = createPublisher({ url: 'http://gateway:8080', key: 'k' });
+void sg.documentCreated('p1', 'tasks', 't1', { title: 'x' }, { actor: 'u1', timestamp: new Date() }).then((offset: string) => offset);
+void sg.documentUpdated('p1', 'tasks', 't1', { title: 'y' }, { title: 'x' }, { audience: { roles: ['admin'] } });
+void sg.publish({ type: 'insert', project: 'p1', collection: 'orders', documentId: '1' }).then((offsets: string[]) => offsets.length);
+void sg.documentDeleted('p1', 'tasks', 't1').catch((e: unknown) => e instanceof PublishError && e.status === 504 && e.mayHavePublished);

@@ -94,19 +94,24 @@ test('database-change and project-event across nodes', async () => {
     { type: 'insert', project: 'shop', collection: 'orders', documentId: '1', document: { id: 1, total: 10 } },
     { type: 'update', project: 'shop', collection: 'orders', documentId: '1', document: { id: 1, total: 12 }, oldDocument: { id: 1, total: 10 } },
     { type: 'delete', project: 'shop', collection: 'orders', documentId: '1', oldDocument: { id: 1, total: 12 } },
+    { type: 'delete', project: 'shop', collection: 'orders', documentId: '2' },
     { type: 'create_table', project: 'shop', collection: 'invoices', document: { columns: ['id'] } },
     { type: 'add_column', project: 'shop', collection: 'invoices', document: { column: 'paid' } },
     { type: 'deploy.finished', project: 'shop', collection: 'deploys', document: { version: 3 } },
     { type: 'insert', project: 'elsewhere', collection: 'orders', document: {} },
   ]);
-  await waitFor('5 database changes', () => svc.changes.length >= 5 && svc.projectEvents.length >= 1);
+  await waitFor('6 database changes', () => svc.changes.length >= 6 && svc.projectEvents.length >= 1);
   assert.deepEqual(svc.changes.map((c) => [c.type, c.projectId, c.tableName]), [
-    ['insert', 'shop', 'orders'], ['update', 'shop', 'orders'], ['delete', 'shop', 'orders'],
+    ['insert', 'shop', 'orders'], ['update', 'shop', 'orders'], ['delete', 'shop', 'orders'], ['delete', 'shop', 'orders'],
     ['create_table', 'shop', 'invoices'], ['add_column', 'shop', 'invoices'],
   ]);
   assert.deepEqual(svc.changes[1].data, { id: 1, total: 12 });
   assert.deepEqual(svc.changes[1].oldData, { id: 1, total: 10 });
-  assert.equal(svc.changes[2].data, null);
+  // The seed's handler: `case 'delete': if (event.data?.id) remove(event.data.id)`.
+  assert.deepEqual(svc.changes[2].data, { id: 1, total: 12 }, 'a delete carries the deleted row in data');
+  assert.deepEqual(svc.changes[2].oldData, { id: 1, total: 12 });
+  assert.deepEqual(svc.changes[3].data, { id: '2' }, 'a delete with only its id carries { id }');
+  assert.equal(svc.changes[3].oldData, null);
   assert.ok(!Number.isNaN(Date.parse(svc.changes[0].timestamp)));
   assert.equal(svc.projectEvents[0].type, 'deploy.finished');
   assert.deepEqual(svc.projectEvents[0].data, { version: 3 });
@@ -115,7 +120,7 @@ test('database-change and project-event across nodes', async () => {
   await once(svc.socket, 'left-project');
   await publish(B, [{ type: 'insert', project: 'shop', collection: 'orders', document: {} }]);
   await new Promise((r) => setTimeout(r, 200));
-  assert.equal(svc.changes.length, 5);
+  assert.equal(svc.changes.length, 6);
   svc.disconnect();
 });
 
