@@ -1,7 +1,7 @@
 // Package pgtest starts private PostgreSQL servers for tests: initdb in a
 // temporary directory, then `postgres` on a free loopback port with
-// wal_level=logical, trust authentication and no fsync. Every process is
-// stopped by its PID at test cleanup.
+// wal_level=logical, track_commit_timestamp, trust authentication and no
+// fsync. Every process is stopped by its PID at test cleanup.
 //
 // The binaries are looked up under /usr/lib/postgresql/*/bin (Debian's
 // layout, not on PATH), then on PATH. When they are missing the test is
@@ -126,7 +126,7 @@ func (s *Server) start() {
 		"-p", strconv.Itoa(s.Port), "-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories="+filepath.Dir(s.dir),
 		"-c", "wal_level=logical", "-c", "max_replication_slots=10", "-c", "max_wal_senders=10",
-		"-c", "fsync=off", "-c", "max_connections=50", "-c", "shared_buffers=32MB")
+		"-c", "fsync=off", "-c", "track_commit_timestamp=on", "-c", "max_connections=50", "-c", "shared_buffers=32MB")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
