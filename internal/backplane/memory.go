@@ -40,6 +40,8 @@ type Memory struct {
 	streams map[Stream]*memStream
 	recv    Receiver
 	closed  bool
+
+	positions map[string]string // PublishAt: "<project>\x00<source>" -> position
 }
 
 type memStream struct {
@@ -91,6 +93,11 @@ func (m *Memory) Publish(ctx context.Context, events []syncgate.Event) ([]string
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.publishLocked(events)
+}
+
+// publishLocked is Publish with m.mu held.
+func (m *Memory) publishLocked(events []syncgate.Event) ([]string, error) {
 	if m.closed {
 		return nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
 	}

@@ -541,6 +541,11 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 // ErrUnavailable only when nothing was published; when the call may have
 // run they wrap context.DeadlineExceeded (or Canceled) instead.
 func (b *Redis) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
+	return b.publish(ctx, events, nil)
+}
+
+// publish is Publish, and PublishAt with at set.
+func (b *Redis) publish(ctx context.Context, events []syncgate.Event, at *positions) ([]string, error) {
 	b.mu.Lock()
 	closed := b.closed
 	b.mu.Unlock()
@@ -549,7 +554,7 @@ func (b *Redis) Publish(ctx context.Context, events []syncgate.Event) ([]string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	offsets, err := RedisPublish(ctx, b.cmd, events, RedisPublishOptions{load: func() error { return b.installLibrary(ctx) }})
+	offsets, err := redisPublish(ctx, b.cmd, events, RedisPublishOptions{load: func() error { return b.installLibrary(ctx) }}, at)
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		// The call may have run: not the "nothing was published" of
 		// ErrUnavailable (503) but an unknown outcome (504).

@@ -15,7 +15,7 @@ import (
 
 // RedisLibraryVersion is the version of the `syncgate` Redis Function
 // library this package installs; syncgate_version returns it first.
-const RedisLibraryVersion = "2"
+const RedisLibraryVersion = "3"
 
 // redisLibrary is the Lua source of the `syncgate` function library. The
 // history limits are constants of the library, so a publisher that calls
@@ -290,12 +290,48 @@ local function check_event(raw, ev)
   return nil
 end
 
+-- Positions (syncgate_publish_at, for change capture): a source, such as
+-- a PostgreSQL slot, records in sg:{<project>}:pos:<source> the position
+-- of the newest event it published to the project, in the same call as the
+-- publish, so a source that restarts and sends events again has those at
+-- or before the recorded position skipped. A position is 24 hex digits;
+-- positions grow in the source's order.
+local function valid_position(p)
+  return type(p) == 'string' and #p == 24 and string.match(p, '^%%x+$') ~= nil
+end
+
+local function position_less(a, b)
+  local ah, bh = tonumber(string.sub(a, 1, 12), 16), tonumber(string.sub(b, 1, 12), 16)
+  if ah ~= bh then return ah < bh end
+  return tonumber(string.sub(a, 13), 16) < tonumber(string.sub(b, 13), 16)
+end
+
+-- positions_skip marks the events at or before their project's recorded
+-- position and records the newest position of each project.
+local function positions_skip(at, evs)
+  local stored, newest, skip = {}, {}, {}
+  for i, e in ipairs(evs) do
+    local key = 'sg:{' .. e.p .. '}:pos:' .. at.source
+    if stored[key] == nil then stored[key] = redis.call('GET', key) or false end
+    local pos = at.pos[i]
+    local s = stored[key]
+    if s and not position_less(s, pos) then
+      skip[i] = true
+    else
+      stored[key] = pos
+      newest[key] = pos
+    end
+  end
+  for key, pos in pairs(newest) do redis.call('SET', key, pos) end
+  return skip
+end
+
 -- syncgate_publish KEYS: project keys sg:{<project>}:epoch; ARGV: events as
 -- JSON objects. Appends each event to its collection stream and to the
 -- project stream, trims both, publishes on both channels, and returns each
 -- event's offset in its collection stream. Every event is checked before
 -- anything is written: an error writes nothing.
-local function publish_events(keys, args, strict)
+local function publish_events(keys, args, strict, at)
   if #keys == 0 then return fail('pass each event project key sg:{<project>}:epoch as a key') end
   if #args == 0 then return fail('pass at least one event') end
   local projects = {}
@@ -329,27 +365,33 @@ local function publish_events(keys, args, strict)
     end
     evs[i] = {p = ev.project, c = ev.collection, raw = raw, stamp = ev.timestamp == nil}
   end
+  local skip = {}
+  if at then skip = positions_skip(at, evs) end
   local t = redis.call('TIME')
   local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local ts = nil
   local touched = {}
   local out = {}
   for i, e in ipairs(evs) do
-    local raw = e.raw
-    if e.stamp then
-      ts = ts or iso(t)
-      raw = string.gsub(raw, '^%%s*{', '{"timestamp":"' .. ts .. '",', 1)
+    if skip[i] then
+      out[i] = ''
+    else
+      local raw = e.raw
+      if e.stamp then
+        ts = ts or iso(t)
+        raw = string.gsub(raw, '^%%s*{', '{"timestamp":"' .. ts .. '",', 1)
+      end
+      local prefix = 'sg:{' .. e.p .. '}:'
+      local ep = epoch(projects[e.p], t)
+      local ckey, pkey = prefix .. 's:' .. e.c, prefix .. 's:*'
+      local cid = redis.call('XADD', ckey, '*', 'e', raw)
+      local pid = redis.call('XADD', pkey, '*', 'e', raw)
+      touched[ckey] = {tkey = prefix .. 'trimmed', coll = e.c}
+      touched[pkey] = {tkey = prefix .. 'trimmed', coll = '*'}
+      redis.call('SPUBLISH', prefix .. 'c:' .. e.c, ep .. ':' .. cid .. '\n' .. raw)
+      redis.call('SPUBLISH', prefix .. 'c:*', ep .. ':' .. pid .. '\n' .. raw)
+      out[i] = ep .. ':' .. cid
     end
-    local prefix = 'sg:{' .. e.p .. '}:'
-    local ep = epoch(projects[e.p], t)
-    local ckey, pkey = prefix .. 's:' .. e.c, prefix .. 's:*'
-    local cid = redis.call('XADD', ckey, '*', 'e', raw)
-    local pid = redis.call('XADD', pkey, '*', 'e', raw)
-    touched[ckey] = {tkey = prefix .. 'trimmed', coll = e.c}
-    touched[pkey] = {tkey = prefix .. 'trimmed', coll = '*'}
-    redis.call('SPUBLISH', prefix .. 'c:' .. e.c, ep .. ':' .. cid .. '\n' .. raw)
-    redis.call('SPUBLISH', prefix .. 'c:*', ep .. ':' .. pid .. '\n' .. raw)
-    out[i] = ep .. ':' .. cid
   end
   local minid = now_ms - TTL_MS
   local tkeys = {}
@@ -405,6 +447,24 @@ end
 
 local function publish(keys, args) return publish_events(keys, args, true) end
 
+-- syncgate_publish_at ARGV: the source ([A-Za-z0-9_.-]{1,64}), then for
+-- each event its position and the event; KEYS as syncgate_publish. Events
+-- at or before their project's recorded position are skipped (offset '').
+local function publish_at(keys, args)
+  local source = args[1]
+  if type(source) ~= 'string' or #source > 64 or string.match(source, '^[%%w_.%%-]+$') == nil then
+    return fail('the source must match [A-Za-z0-9_.-]{1,64}')
+  end
+  if #args < 3 or (#args - 1) %% 2 ~= 0 then return fail('pass the source, then a position and an event for each event') end
+  local pos, raws = {}, {}
+  for i = 2, #args, 2 do
+    if not valid_position(args[i]) then return fail('event ' .. (#raws + 1) .. ': position must be 24 hex digits') end
+    pos[#pos + 1] = args[i]
+    raws[#raws + 1] = args[i + 1]
+  end
+  return publish_events(keys, raws, false, {source = source, pos = pos})
+end
+
 -- syncgate_publish_encoded is syncgate_publish for events that Go's
 -- encoding/json encoded from a validated syncgate.Event (the gateway and the
 -- publisher package): it skips the strict JSON scan, which costs about as
@@ -417,6 +477,7 @@ end
 
 redis.register_function('syncgate_publish', publish)
 redis.register_function('syncgate_publish_encoded', publish_encoded)
+redis.register_function('syncgate_publish_at', publish_at)
 redis.register_function('syncgate_history', history)
 redis.register_function{function_name = 'syncgate_version', callback = version, flags = {'no-writes'}}
 `
@@ -467,6 +528,12 @@ type RedisPublishOptions struct {
 // context.Canceled, and retrying them may publish twice. An event the
 // function rejects yields an error wrapping syncgate.ErrInvalidEvent.
 func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions) ([]string, error) {
+	return redisPublish(ctx, rdb, events, opts, nil)
+}
+
+// redisPublish is RedisPublish; with at set it calls syncgate_publish_at
+// with the source and each event's position.
+func redisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions, at *positions) ([]string, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -492,16 +559,35 @@ func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncg
 			return loadLibrary(ctx, rdb, opts.HistorySize, opts.HistoryTTL, libraryOwnerPublisher, false)
 		}
 	}
+	args := func(group []int) []any {
+		if at == nil {
+			a := make([]any, len(group))
+			for j, i := range group {
+				a[j] = raws[i]
+			}
+			return a
+		}
+		a := make([]any, 0, 1+2*len(group))
+		a = append(a, at.source)
+		for _, i := range group {
+			a = append(a, at.pos[i], raws[i])
+		}
+		return a
+	}
+	fn := "syncgate_publish_encoded"
+	if at != nil {
+		fn = "syncgate_publish_at"
+	}
 	if _, ok := rdb.(*redis.ClusterClient); !ok {
-		return fcallPublish(ctx, rdb, load, projectKeys(events), raws)
+		all := make([]int, len(events))
+		for i := range all {
+			all[i] = i
+		}
+		return fcallPublish(ctx, rdb, load, fn, projectKeys(events), args(all), len(events))
 	}
 	offsets := make([]string, len(events))
 	for _, group := range groupByProject(events) {
-		args := make([]any, len(group))
-		for j, i := range group {
-			args[j] = raws[i]
-		}
-		out, err := fcallPublish(ctx, rdb, load, []string{epochKey(events[group[0]].Project)}, args)
+		out, err := fcallPublish(ctx, rdb, load, fn, []string{epochKey(events[group[0]].Project)}, args(group), len(group))
 		if err != nil {
 			return nil, fmt.Errorf("project %s: %w", events[group[0]].Project, err)
 		}
@@ -542,12 +628,12 @@ func projectKeys(events []syncgate.Event) []string {
 	return keys
 }
 
-func fcallPublish(ctx context.Context, rdb redis.UniversalClient, load func() error, keys []string, args []any) ([]string, error) {
+func fcallPublish(ctx context.Context, rdb redis.UniversalClient, load func() error, fn string, keys []string, args []any, n int) ([]string, error) {
 	for attempt := 0; ; attempt++ {
-		out, err := rdb.FCall(ctx, "syncgate_publish_encoded", keys, args...).StringSlice()
+		out, err := rdb.FCall(ctx, fn, keys, args...).StringSlice()
 		if err == nil {
-			if len(out) != len(args) {
-				return nil, fmt.Errorf("syncgate_publish returned %d offsets for %d events", len(out), len(args))
+			if len(out) != n {
+				return nil, fmt.Errorf("%s returned %d offsets for %d events", fn, len(out), n)
 			}
 			return out, nil
 		}

@@ -37,6 +37,9 @@ type Metrics struct {
 	Disconnects          *prometheus.CounterVec
 	WebhookCalls         *prometheus.CounterVec
 	WebhookLatency       prometheus.Histogram
+
+	// Capture: change capture from PostgreSQL (capture.go).
+	Capture CaptureMetrics
 }
 
 // Reasons for syncgate_events_dropped_total.
@@ -121,6 +124,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.Capture = newCaptureMetrics(r) // change capture from PostgreSQL (capture.go)
 	// Export every known label value from the start, so rate() and alerts
 	// see a zero before the first increment.
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
