@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -136,9 +137,26 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Projects    []string  `json:"projects"`
-	Collections *[]string `json:"collections"`
-	Roles       []string  `json:"roles"`
+	// Exp shadows RegisteredClaims.ExpiresAt (a field at a shallower depth
+	// wins in encoding/json) so that its JSON form is checked by
+	// ParseExpiry: jwt.NumericDate also takes a string and any magnitude.
+	Exp         json.RawMessage `json:"exp"`
+	Projects    []string        `json:"projects"`
+	Collections *[]string       `json:"collections"`
+	Roles       []string        `json:"roles"`
+}
+
+// GetExpirationTime implements jwt.Claims with ParseExpiry's rules; the
+// parser calls it after the signature is verified.
+func (c *tokenClaims) GetExpirationTime() (*jwt.NumericDate, error) {
+	if c.Exp == nil {
+		return nil, nil // the parser then reports the required claim missing
+	}
+	t, err := ParseExpiry(c.Exp)
+	if err != nil {
+		return nil, err
+	}
+	return &jwt.NumericDate{Time: t}, nil
 }
 
 // Close releases the webhook's idle connections; the Verifier stays usable.
@@ -196,11 +214,18 @@ func claimsOf(tc *tokenClaims) (*Claims, error) {
 	if tc.Subject == "" {
 		return nil, &TokenError{ReasonClaims, errors.New("claim sub is missing")}
 	}
+	exp, err := tc.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, &TokenError{ReasonClaims, fmt.Errorf("claim exp: %v", err)} // the parser checked it already
+	}
 	c := &Claims{
 		Subject:   tc.Subject,
-		ExpiresAt: tc.ExpiresAt.Time,
+		ExpiresAt: exp.Time,
 		Projects:  tc.Projects,
 		Roles:     tc.Roles,
+	}
+	if err := c.Validate(); err != nil {
+		return nil, &TokenError{ReasonClaims, err}
 	}
 	if tc.Collections != nil {
 		c.Collections = *tc.Collections

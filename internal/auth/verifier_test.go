@@ -12,6 +12,8 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -183,6 +185,82 @@ func TestConfigValidate(t *testing.T) {
 	for _, c := range []Config{{}, {Secret: []byte("short")}, {JWKSURL: "ftp://x"}} {
 		if _, err := NewVerifier(c); err == nil {
 			t.Errorf("NewVerifier(%+v) accepted", c)
+		}
+	}
+}
+
+// TestExpClaimForm refuses an exp that is not RFC 7519's NumericDate in
+// seconds: milliseconds (a backend writing Date.now() + …) made a token
+// "valid" past the year 10000, whose ready.expiresAt could not be encoded,
+// and a string was accepted.
+func TestExpClaimForm(t *testing.T) {
+	v, err := NewVerifier(Config{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	withExp := func(exp any) string {
+		return sign(t, jwt.SigningMethodHS256, secret, "", jwt.MapClaims{"sub": "u1", "exp": exp, "projects": []string{"p1"}})
+	}
+	tests := []struct {
+		name     string
+		exp      any
+		contains string // "" means valid
+	}{
+		{"seconds", now.Add(time.Hour).Unix(), ""},
+		{"fractional seconds", float64(now.Add(time.Hour).Unix()) + 0.5, ""},
+		{"milliseconds", now.Add(time.Hour).Unix() * 1000, "exp is not in seconds"},
+		{"microseconds", now.Add(time.Hour).UnixMicro(), "exp is not in seconds"},
+		{"huge", 1e300, "exp is not in seconds"},
+		{"string", strconv.FormatInt(now.Add(time.Hour).Unix(), 10), "JSON number"},
+		{"string milliseconds", strconv.FormatInt(now.Add(time.Hour).UnixMilli(), 10), "JSON number"},
+		{"null", nil, "JSON number"},
+		{"object", map[string]int{"s": 1}, "JSON number"},
+		{"bool", true, "JSON number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := v.Verify(context.Background(), withExp(tt.exp))
+			if tt.contains == "" {
+				if err != nil || c.ExpiresAt.Sub(now) < 59*time.Minute || c.ExpiresAt.Year() > 9999 {
+					t.Fatalf("valid exp: %+v, %v", c, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("exp %v accepted: expires %v", tt.exp, c.ExpiresAt)
+			}
+			if !errors.Is(err, ErrInvalidToken) || Reason(err) != ReasonClaims || !strings.Contains(err.Error(), tt.contains) {
+				t.Fatalf("err %v (reason %q), want reason claims containing %q", err, Reason(err), tt.contains)
+			}
+		})
+	}
+}
+
+func TestParseExpiry(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want int64
+		ok   bool
+	}{
+		{"1700000000", 1700000000, true},
+		{" 1700000000.25 ", 1700000000, true},
+		{"1e9", 1000000000, true},
+		{"-5", 0, true},
+		{"99999999999", 99999999999, true},
+		{"100000000001", 0, false},
+		{`"1700000000"`, 0, false},
+		{"", 0, false},
+		{"null", 0, false},
+		{"1e999", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseExpiry(json.RawMessage(tt.raw))
+		if (err == nil) != tt.ok || (tt.ok && got.Unix() != tt.want) {
+			t.Errorf("ParseExpiry(%s) = %v, %v; want %d ok=%v", tt.raw, got.Unix(), err, tt.want, tt.ok)
+		}
+		if tt.raw == "100000000001" && !errors.Is(err, ErrExpNotSeconds) {
+			t.Errorf("ParseExpiry(%s) error %v does not wrap ErrExpNotSeconds", tt.raw, err)
 		}
 	}
 }
