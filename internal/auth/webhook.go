@@ -380,7 +380,11 @@ func (w *webhook) ask(ctx context.Context, token, transport string) (*Claims, er
 		// An exp already past is the backend's refusal, not a fault: the
 		// credential has expired.
 		w.observe(OutcomeRefused, start)
-		return nil, &TokenError{ReasonExpired, fmt.Errorf("authentication webhook answered claims that expired at %s", tc.ExpiresAt.Time.UTC().Format(time.RFC3339))}
+		msg := "authentication webhook answered claims that have expired"
+		if exp, _ := tc.GetExpirationTime(); exp != nil {
+			msg += " at " + exp.Time.UTC().Format(time.RFC3339)
+		}
+		return nil, &TokenError{ReasonExpired, errors.New(msg)}
 	}
 	if err != nil {
 		// %v, not %w: a malformed answer is not a refusal (no ErrInvalidToken).
