@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/auth"
 )
 
 // config is the gateway's configuration, read from the environment; flags
@@ -19,6 +21,10 @@ type config struct {
 	RedisURL       string
 	JWTSecret      string
 	JWKSURL        string
+	AuthURL        string
+	AuthKey        string
+	AuthTimeout    time.Duration
+	AuthCacheTTL   time.Duration
 	PublishKeys    string
 	AllowedOrigins []string
 	HistorySize    int
@@ -46,6 +52,8 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		HistorySize:   1000,
 		HistoryTTL:    24 * time.Hour,
 		ShutdownGrace: 25 * time.Second,
+		AuthTimeout:   2 * time.Second,
+		AuthCacheTTL:  60 * time.Second,
 		LogFormat:     "text",
 	}
 	var errs []string
@@ -60,6 +68,8 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	str("SYNCGATE_REDIS_URL", &c.RedisURL)
 	str("SYNCGATE_JWT_SECRET", &c.JWTSecret)
 	str("SYNCGATE_JWKS_URL", &c.JWKSURL)
+	str("SYNCGATE_AUTH_URL", &c.AuthURL)
+	str("SYNCGATE_AUTH_KEY", &c.AuthKey)
 	str("SYNCGATE_PUBLISH_KEYS", &c.PublishKeys)
 	str("SYNCGATE_LOG_FORMAT", &c.LogFormat)
 	if v := getenv("SYNCGATE_ALLOWED_ORIGINS"); v != "" {
@@ -82,17 +92,35 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	durVar := func(name string, dst *time.Duration) {
 		if v := getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
+			switch {
+			case err != nil:
 				bad(name, v, "want a duration such as 30s or 24h")
-				return
+			case d < 0:
+				bad(name, v, "must not be negative")
+			default:
+				*dst = d
 			}
-			*dst = d
+		}
+	}
+	positive := func(name string, dst *time.Duration) {
+		durVar(name, dst)
+		if v := getenv(name); *dst == 0 && v != "" {
+			bad(name, v, "must be more than 0")
 		}
 	}
 	intVar("SYNCGATE_HISTORY_SIZE", &c.HistorySize, 0)
 	durVar("SYNCGATE_HISTORY_TTL", &c.HistoryTTL)
 	durVar("SYNCGATE_SHUTDOWN_GRACE", &c.ShutdownGrace)
 	intVar("SYNCGATE_MAX_CONNECTIONS", &c.MaxConnections, 0)
+	positive("SYNCGATE_AUTH_TIMEOUT", &c.AuthTimeout)
+	positive("SYNCGATE_AUTH_CACHE_TTL", &c.AuthCacheTTL)
+	if c.AuthURL != "" {
+		if err := (auth.WebhookConfig{URL: c.AuthURL}).Validate(); err != nil {
+			bad("SYNCGATE_AUTH_URL", c.AuthURL, "want an http:// or https:// URL")
+		}
+	} else if c.AuthKey != "" {
+		errs = append(errs, "SYNCGATE_AUTH_KEY is set but SYNCGATE_AUTH_URL is not: the key is only sent to the webhook")
+	}
 	if v := getenv("SYNCGATE_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			bad("SYNCGATE_LOG_LEVEL", v, "want debug, info, warn or error")
@@ -124,7 +152,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
-	if c.JWTSecret == "" && c.JWKSURL == "" {
+	if c.JWTSecret == "" && c.JWKSURL == "" && c.AuthURL == "" {
 		c.Dev = true
 		c.JWTSecret = randomHex(32)
 	}

@@ -23,27 +23,36 @@ import (
 
 // gateway is a running node: its listeners, hub and backplane.
 type gateway struct {
-	cfg     *config
-	log     *slog.Logger
-	bp      backplane.Backplane
-	hub     *hub.Hub
-	sio     *socketio.Server
-	ln      net.Listener
-	srv     *http.Server
-	metrics *http.Server
-	metLn   net.Listener
-	wg      sync.WaitGroup
-	errc    chan error
+	cfg      *config
+	log      *slog.Logger
+	bp       backplane.Backplane
+	hub      *hub.Hub
+	sio      *socketio.Server
+	verifier *auth.Verifier
+	ln       net.Listener
+	srv      *http.Server
+	metrics  *http.Server
+	metLn    net.Listener
+	wg       sync.WaitGroup
+	errc     chan error
 }
 
 // open builds and starts every part; on error what was started is closed.
 func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err error) {
 	g := &gateway{cfg: cfg, log: log, errc: make(chan error, 2)}
 	m := metrics.New()
-	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL})
+	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL, Webhook: auth.WebhookConfig{
+		URL: cfg.AuthURL, Key: cfg.AuthKey, Timeout: cfg.AuthTimeout, CacheTTL: cfg.AuthCacheTTL, Logger: log, Metrics: m,
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("SYNCGATE_JWT_SECRET/SYNCGATE_JWKS_URL: %w", err)
 	}
+	g.verifier = verifier
+	defer func() {
+		if err != nil {
+			verifier.Close()
+		}
+	}()
 	g.bp, err = newBackplane(ctx, cfg, log, m)
 	if err != nil {
 		return nil, err
@@ -172,6 +181,7 @@ func (g *gateway) wait(ctx context.Context) error {
 		_ = g.metrics.Shutdown(dctx)
 	}
 	err := g.bp.Close()
+	g.verifier.Close()
 	g.wg.Wait()
 	g.log.Info("stopped")
 	return errors.Join(serveErr, err)
@@ -209,7 +219,12 @@ syncgate development node on http://%[1]s (in-memory backplane; generated secret
       -H 'Authorization: Bearer %[3]s' -H 'Content-Type: application/json' \
       -d '{"type":"document:created","project":"demo","collection":"todos","documentId":"t1","document":{"title":"Hello"}}'
 
-  Set SYNCGATE_JWT_SECRET and SYNCGATE_PUBLISH_KEYS to run for real.
+  More client tokens (signed with this node's generated secret):
+    SYNCGATE_JWT_SECRET=%[4]s \
+      go run ./cmd/gateway token --sub alice --projects demo --ttl 1h
 
-`, addr, token, key)
+  Set SYNCGATE_JWT_SECRET (or SYNCGATE_JWKS_URL, or SYNCGATE_AUTH_URL for a
+  webhook) and SYNCGATE_PUBLISH_KEYS to run for real.
+
+`, addr, token, key, cfg.JWTSecret)
 }

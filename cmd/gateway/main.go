@@ -3,6 +3,9 @@
 // comes from SYNCGATE_* environment variables (see README.md). With none
 // set it starts a development node with a generated secret and publish key
 // and prints a client token and a publish command.
+//
+// `gateway token --sub U --projects p1,p2 [--collections a,b] [--roles r]
+// [--ttl 1h]` prints a client JWT signed with SYNCGATE_JWT_SECRET instead.
 package main
 
 import (
@@ -26,6 +29,9 @@ func main() {
 
 // run starts the gateway and returns when ctx ends and the node has drained.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := loadConfig(args, getenv)
 	if err != nil {
 		return err

@@ -70,6 +70,17 @@ func TestDevelopmentDefaults(t *testing.T) {
 	// The token connects as a query parameter too, which must not be logged.
 	c := wstest.Dial(t, "ws://"+addr+"/v1/ws?token="+token, wstest.DialOptions{})
 	c.Expect("ready")
+
+	// The printed `gateway token` command mints a token this node accepts.
+	m := regexp.MustCompile(`SYNCGATE_JWT_SECRET=(\S+) \\\n\s+go run ./cmd/gateway (token .*)\n`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no gateway token command in the banner: %s", stdout.String())
+	}
+	var minted bytes.Buffer
+	if err := run(context.Background(), strings.Fields(m[2]), env(map[string]string{"SYNCGATE_JWT_SECRET": m[1]}), &minted, io.Discard); err != nil {
+		t.Fatalf("%s: %v", m[2], err)
+	}
+	wstest.Dial(t, "ws://"+addr+"/v1/ws", wstest.DialOptions{Token: strings.TrimSpace(minted.String())}) // waits for ready
 	c.Subscribe("1", "demo", "todos", "")
 	body := `{"type":"document:created","project":"demo","collection":"todos","documentId":"t1","document":{"title":"secret-body-text"}}`
 	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/publish", strings.NewReader(body))
