@@ -25,7 +25,6 @@ const (
 	closeUnauthorized   closeCode = 4001 // no successful CONNECT in time
 	closeForbidden      closeCode = 4003 // a refreshed token is for another user
 	closeSlowConsumer   closeCode = 4008 // queue overflowed; the client reconnects and recovers
-	closeTokenExpired   closeCode = 4009 // the client reconnects with a fresh token
 	closeProtocolError  closeCode = 4400 // not Engine.IO / Socket.IO
 	closeServiceRestart closeCode = 1012 // draining, or a stream lost events
 	closeTryAgainLater  closeCode = 1013 // node full
