@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/edge"
 )
 
 // Subprotocol is the WebSocket subprotocol of the client protocol.
@@ -41,7 +42,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	ws.SetReadLimit(h.cfg.MaxMessageBytes)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(edge.Detach(r.Context()))
 	c := &conn{
 		h:      h,
 		id:     h.nodeID + "-" + strconv.FormatUint(h.nextID.Add(1), 10),
@@ -81,6 +82,7 @@ func (c *conn) serve(token string) {
 		return
 	}
 	c.claims = claims
+	edge.Authenticated(c.ctx)
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
 		c.requestClose(CloseTokenExpired, "token expired", true)
 	})
