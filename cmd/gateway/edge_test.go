@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
@@ -204,6 +206,7 @@ func TestUnauthenticatedBound(t *testing.T) {
 	g := startGateway(t, map[string]string{"SYNCGATE_MAX_UNAUTHENTICATED": "3", "SYNCGATE_METRICS_ADDR": "127.0.0.1:0"})
 	byHeader := wstest.Dial(t, "ws://"+g.addr+"/v1/ws", wstest.DialOptions{Token: g.token})
 	byMessage := wstest.Dial(t, "ws://"+g.addr+"/v1/ws", wstest.DialOptions{Token: g.token, FirstMessage: true})
+	sio := dialSocketIO(t, g.addr, "BEARER "+g.token)
 	byHeader.Subscribe("1", "demo", "todos", "")
 	byMessage.Subscribe("1", "demo", "todos", "")
 	// Authenticated connections hold no slot.
@@ -243,6 +246,7 @@ func TestUnauthenticatedBound(t *testing.T) {
 		c.Send(map[string]any{"op": "ping", "id": "p"})
 		c.Expect("pong")
 	}
+	sio.ping(t)
 
 	// A freed slot admits a publisher, whose key releases it at once, and
 	// the event reaches both sockets.
@@ -349,5 +353,58 @@ func TestEdgeConfigErrors(t *testing.T) {
 	if c.PublishTimeout != 2*time.Second || c.Edge.HeaderTimeout != 10*time.Second || c.Edge.BodyTimeout != 30*time.Second ||
 		c.Edge.WriteTimeout != 60*time.Second || c.Edge.IdleTimeout != 90*time.Second || c.Edge.MaxUnauthenticated != 1000 {
 		t.Fatalf("defaults: publish %s, edge %+v", c.PublishTimeout, c.Edge)
+	}
+}
+
+// sioClient is a bare Engine.IO v4 / Socket.IO v5 client over a WebSocket.
+type sioClient struct{ ws *websocket.Conn }
+
+// dialSocketIO opens /socket.io/ with the given Authorization header and
+// joins the default namespace with no auth payload (so the header's token
+// is the one used), failing unless the CONNECT is accepted.
+func dialSocketIO(t *testing.T, addr, authorization string) *sioClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wstest.Wait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {authorization}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	c := &sioClient{ws}
+	if f := c.read(t); !strings.HasPrefix(f, "0{") {
+		t.Fatalf("engine.io open: %q", f)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.read(t); !strings.HasPrefix(f, "40{") {
+		t.Fatalf("socket.io CONNECT with %q answered %q", strings.Fields(authorization)[0], f)
+	}
+	return c
+}
+
+func (c *sioClient) read(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wstest.Wait)
+	defer cancel()
+	_, data, err := c.ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// ping sends an Engine.IO ping and awaits the pong.
+func (c *sioClient) ping(t *testing.T) {
+	t.Helper()
+	if err := c.ws.Write(context.Background(), websocket.MessageText, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if f := c.read(t); f == "3probe" {
+			return
+		}
 	}
 }

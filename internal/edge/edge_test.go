@@ -110,3 +110,49 @@ func TestListenerCounts(t *testing.T) {
 	// A detached context without a connection behind it is harmless.
 	edge.Authenticated(edge.Detach(context.Background()))
 }
+
+// TestStreamOutlivesTimeouts serves a response that lasts past the body and
+// write timeouts: with Stream it is delivered whole, without it the server's
+// write deadline cuts it off.
+func TestStreamOutlivesTimeouts(t *testing.T) {
+	cfg := edge.Config{HeaderTimeout: 100 * time.Millisecond, BodyTimeout: 100 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			if err := edge.Stream(w); err != nil {
+				t.Error(err)
+			}
+		}
+		start := time.Now()
+		_, _ = io.WriteString(w, "first\n")
+		_ = http.NewResponseController(w).Flush()
+		// Write again only once both deadlines lie in the past.
+		for time.Since(start) < 3*cfg.WriteTimeout {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, _ = io.WriteString(w, "last\n")
+	}
+	srv := cfg.Server(http.HandlerFunc(stream), nil)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(cfg.NewListener(ln)) }()
+	defer func() {
+		_ = srv.Close()
+		<-done
+	}()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for path, want := range map[string]string{"/stream": "first\nlast\n", "/plain": "first\n"} {
+		resp, err := client.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Errorf("%s: got %q, want %q", path, body, want)
+		}
+	}
+}
