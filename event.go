@@ -114,12 +114,22 @@ func (e *Event) Validate() error {
 	if len(e.Actor) > 256 {
 		return fmt.Errorf("%w: actor is %d bytes, at most 256", ErrInvalidEvent, len(e.Actor))
 	}
+	// encoding/json would replace invalid UTF-8 in a string with U+FFFD
+	// and pass it through a raw document as is: refuse both.
+	for _, f := range []struct{ name, v string }{{"documentId", e.DocumentID}, {"actor", e.Actor}} {
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, f.name)
+		}
+	}
 	for _, doc := range []struct {
 		name string
 		raw  json.RawMessage
 	}{{"document", e.Document}, {"oldDocument", e.OldDocument}} {
 		if len(doc.raw) > 0 && !json.Valid(doc.raw) {
 			return fmt.Errorf("%w: %s is not valid JSON", ErrInvalidEvent, doc.name)
+		}
+		if !utf8.Valid(doc.raw) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidEvent, doc.name)
 		}
 	}
 	if e.Audience != nil {
@@ -128,6 +138,13 @@ func (e *Event) Validate() error {
 		}
 		if n := len(e.Audience.Users) + len(e.Audience.Roles); n > 1000 {
 			return fmt.Errorf("%w: audience names %d users and roles, at most 1000", ErrInvalidEvent, n)
+		}
+		for _, list := range [][]string{e.Audience.Users, e.Audience.Roles} {
+			for _, v := range list {
+				if !utf8.ValidString(v) {
+					return fmt.Errorf("%w: audience names %q, which is not valid UTF-8", ErrInvalidEvent, v)
+				}
+			}
 		}
 	}
 	if e.Offset != "" {

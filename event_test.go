@@ -35,6 +35,11 @@ func TestValidate(t *testing.T) {
 		{"empty audience", func(e *syncgate.Event) { e.Audience = &syncgate.Audience{} }, "audience"},
 		{"offset", func(e *syncgate.Event) { e.Offset = "x:1-0" }, "offset"},
 		{"long id", func(e *syncgate.Event) { e.DocumentID = strings.Repeat("i", 257) }, "documentId"},
+		{"id not UTF-8", func(e *syncgate.Event) { e.DocumentID = "d\xff" }, "documentId is not valid UTF-8"},
+		{"actor not UTF-8", func(e *syncgate.Event) { e.Actor = "\xc3(" }, "actor is not valid UTF-8"},
+		{"document not UTF-8", func(e *syncgate.Event) { e.Document = json.RawMessage("\"\xff\"") }, "document is not valid UTF-8"},
+		{"audience not UTF-8", func(e *syncgate.Event) { e.Audience = &syncgate.Audience{Roles: []string{"a\xff"}} }, "audience names"},
+		{"non-ASCII id", func(e *syncgate.Event) { e.DocumentID = "日本-é" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,11 +20,12 @@ func newBackplane(ctx context.Context, cfg *config, log *slog.Logger, m *metrics
 	}
 	redis.SetLogger(backplane.RedisLogger(log))
 	bp, err := backplane.NewRedis(backplane.RedisConfig{
-		URL:         cfg.RedisURL,
-		HistorySize: cfg.HistorySize,
-		HistoryTTL:  cfg.HistoryTTL,
-		Logger:      log,
-		Metrics:     m,
+		URL:            cfg.RedisURL,
+		HistorySize:    cfg.HistorySize,
+		HistoryTTL:     cfg.HistoryTTL,
+		PublishTimeout: cfg.PublishTimeout,
+		Logger:         log,
+		Metrics:        m,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SYNCGATE_REDIS_URL: %w", err)

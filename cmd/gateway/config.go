@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/edge"
 )
 
 // config is the gateway's configuration, read from the environment; flags
@@ -31,9 +32,14 @@ type config struct {
 	HistoryTTL     time.Duration
 	ShutdownGrace  time.Duration
 	MaxConnections int
-	LogFormat      string
-	LogLevel       slog.Level
-	Pprof          bool
+	// PublishTimeout bounds one publish to Redis (SYNCGATE_PUBLISH_TIMEOUT).
+	PublishTimeout time.Duration
+	// Edge holds the HTTP timeouts and the unauthenticated-connection bound
+	// (SYNCGATE_HTTP_*_TIMEOUT, SYNCGATE_MAX_UNAUTHENTICATED).
+	Edge      edge.Config
+	LogFormat string
+	LogLevel  slog.Level
+	Pprof     bool
 	// Dev is set when no token configuration was given: a secret and a
 	// publish key are generated and printed help follows.
 	Dev bool
@@ -48,13 +54,15 @@ func (c *config) backplaneName() string {
 
 func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	c := &config{
-		Addr:          "127.0.0.1:8080",
-		HistorySize:   1000,
-		HistoryTTL:    24 * time.Hour,
-		ShutdownGrace: 25 * time.Second,
-		AuthTimeout:   2 * time.Second,
-		AuthCacheTTL:  60 * time.Second,
-		LogFormat:     "text",
+		Addr:           "127.0.0.1:8080",
+		HistorySize:    1000,
+		HistoryTTL:     24 * time.Hour,
+		ShutdownGrace:  25 * time.Second,
+		AuthTimeout:    2 * time.Second,
+		AuthCacheTTL:   60 * time.Second,
+		PublishTimeout: 2 * time.Second,
+		Edge:           edge.Config{}.WithDefaults(),
+		LogFormat:      "text",
 	}
 	var errs []string
 	bad := func(name, val, why string) { errs = append(errs, fmt.Sprintf("%s=%q: %s", name, val, why)) }
@@ -121,6 +129,13 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	} else if c.AuthKey != "" {
 		errs = append(errs, "SYNCGATE_AUTH_KEY is set but SYNCGATE_AUTH_URL is not: the key is only sent to the webhook")
 	}
+	// Limits that bound what a peer can hold: zero would disable them.
+	positive("SYNCGATE_PUBLISH_TIMEOUT", &c.PublishTimeout)
+	positive("SYNCGATE_HTTP_HEADER_TIMEOUT", &c.Edge.HeaderTimeout)
+	positive("SYNCGATE_HTTP_BODY_TIMEOUT", &c.Edge.BodyTimeout)
+	positive("SYNCGATE_HTTP_WRITE_TIMEOUT", &c.Edge.WriteTimeout)
+	positive("SYNCGATE_HTTP_IDLE_TIMEOUT", &c.Edge.IdleTimeout)
+	intVar("SYNCGATE_MAX_UNAUTHENTICATED", &c.Edge.MaxUnauthenticated, 1)
 	if v := getenv("SYNCGATE_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			bad("SYNCGATE_LOG_LEVEL", v, "want debug, info, warn or error")
@@ -148,6 +163,9 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("SYNCGATE_LOG_FORMAT", c.LogFormat, "want text or json")
+	}
+	if len(errs) == 0 && c.Edge.WriteTimeout <= c.Edge.BodyTimeout {
+		bad("SYNCGATE_HTTP_WRITE_TIMEOUT", c.Edge.WriteTimeout.String(), "must exceed SYNCGATE_HTTP_BODY_TIMEOUT ("+c.Edge.BodyTimeout.String()+"), or bodies read in time get no answer")
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))

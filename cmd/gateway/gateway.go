@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/hub"
@@ -110,11 +112,25 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 		Extra:           extra,
 		Logger:          log,
 	})
-	g.ln, err = net.Listen("tcp", cfg.Addr)
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on SYNCGATE_ADDR %q: %w", cfg.Addr, err)
 	}
-	g.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Connections that have not authenticated are bounded; the handlers
+	// release a connection once its token or publish key checked out.
+	gate := cfg.Edge.NewListener(ln)
+	g.ln = gate
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "syncgate_unauthenticated_connections",
+			Help: "Connections open on the client address that have not authenticated (bounded by SYNCGATE_MAX_UNAUTHENTICATED).",
+		}, func() float64 { return float64(gate.Pending()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "syncgate_unauthenticated_refused_total",
+			Help: "Connections answered 503 at accept because SYNCGATE_MAX_UNAUTHENTICATED were pending.",
+		}, func() float64 { return float64(gate.Refused()) }),
+	)
+	g.srv = cfg.Edge.Server(handler, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	g.serve(g.srv, g.ln)
 
 	if cfg.MetricsAddr != "" || cfg.Pprof {
@@ -135,7 +151,9 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 			_ = g.ln.Close()
 			return nil, fmt.Errorf("listen on SYNCGATE_METRICS_ADDR %q: %w", addr, err)
 		}
-		g.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		// The same timeouts, without the bound: this address is not for
+		// clients. pprof's profile must fit in SYNCGATE_HTTP_WRITE_TIMEOUT.
+		g.metrics = cfg.Edge.Server(mux, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 		g.serve(g.metrics, g.metLn)
 		log.Info("metrics serving", "addr", g.metLn.Addr().String(), "pprof", cfg.Pprof)
 	}

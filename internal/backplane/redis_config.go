@@ -258,6 +258,11 @@ func redactURL(raw string) string {
 // newClients returns the command client (fails fast: no retries, so a
 // publish is never sent twice and a down Redis answers 503 at once) and the
 // pub/sub client (dials with capped exponential backoff and jitter).
+//
+// The command client honours its callers' context deadlines on the socket
+// (ContextTimeoutEnabled): without it go-redis ignores them and waits for
+// its own read timeout (5 s by default) on a Redis that accepts but does not
+// answer, so PublishTimeout would not bound a publish.
 func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.UniversalClient) {
 	if t.single != nil {
 		o := *t.single
@@ -268,6 +273,7 @@ func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.Universal
 		}
 		so := o
 		so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
+		o.ContextTimeoutEnabled = true
 		return redis.NewClient(&o), redis.NewClient(&so)
 	}
 	o := *t.cluster
@@ -279,6 +285,7 @@ func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.Universal
 	so := o
 	so.MaxRetries = 0
 	so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
+	o.ContextTimeoutEnabled = true
 	return redis.NewClusterClient(&o), redis.NewClusterClient(&so)
 }
 

@@ -242,9 +242,38 @@ local function valid_timestamp(raw)
   return oh ~= nil and tonumber(oh) <= 23 and tonumber(om) <= 59
 end
 
+-- valid_utf8 reports whether s is well-formed UTF-8, as Go's utf8.Valid
+-- (no overlong forms, no surrogates, nothing past U+10FFFF). Go refuses
+-- anything else, and raw bytes in a document would reach clients as an
+-- invalid WebSocket text frame, which browsers fail the connection for.
+local function valid_utf8(s)
+  local i = 1
+  while true do
+    i = string.find(s, '[\128-\255]', i)
+    if not i then return true end
+    local c = string.byte(s, i)
+    local n, lo, hi = 0, 128, 191
+    if c >= 194 and c <= 223 then n = 1
+    elseif c == 224 then n, lo = 2, 160
+    elseif c == 237 then n, hi = 2, 159
+    elseif c >= 225 and c <= 239 then n = 2
+    elseif c == 240 then n, lo = 3, 144
+    elseif c >= 241 and c <= 243 then n = 3
+    elseif c == 244 then n, hi = 3, 143
+    else return false end
+    for k = 1, n do
+      local b = string.byte(s, i + k)
+      if not b or b < lo or b > hi then return false end
+      lo, hi = 128, 191
+    end
+    i = i + n + 1
+  end
+end
+
 -- check_event returns nil when Go decodes raw into a valid syncgate.Event
 -- (syncgate.DecodeEvent and Event.Validate), or why not.
 local function check_event(raw, ev)
+  if not valid_utf8(raw) then return 'not valid UTF-8' end
   local fields = {}
   local i, err = scan_value(raw, 1, 0, fields)
   if not i then return 'not valid JSON: ' .. err end

@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/edge"
 )
 
 // Subprotocol is the WebSocket subprotocol of the client protocol.
@@ -41,7 +42,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	ws.SetReadLimit(h.cfg.MaxMessageBytes)
-	ctx, cancel := context.WithCancel(auth.WithTransport(context.Background(), auth.TransportWS))
+	ctx, cancel := context.WithCancel(auth.WithTransport(edge.Detach(r.Context()), auth.TransportWS))
 	c := &conn{
 		h:      h,
 		id:     h.nodeID + "-" + strconv.FormatUint(h.nextID.Add(1), 10),
@@ -82,6 +83,7 @@ func (c *conn) serve(token string) {
 	}
 	c.mu.Lock()
 	c.claims = claims
+	edge.Authenticated(c.ctx)
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
 		if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
 			c.requestClose(CloseCode(code), reason, true)

@@ -126,6 +126,14 @@ func (s *Server) start() {
 	}
 }
 
+// PID is the process id of the running redis-server, for tests that
+// signal it (SIGSTOP to freeze it, SIGCONT to let it go on).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd.Process.Pid
+}
+
 // Kill stops the process with SIGKILL (its data, kept only in memory, is
 // lost) and waits for it to exit.
 func (s *Server) Kill() { s.kill() }

@@ -19,6 +19,7 @@ import (
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/edge"
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
 )
@@ -66,6 +67,11 @@ func Handler(cfg Config) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	r.Get("/readyz", s.readyz)
+	// Upgraded connections leave the edge timeouts behind (net/http clears
+	// the deadlines on hijack) and call edge.Authenticated once their
+	// token verified. A streaming response (the coming /v1/sse) must call
+	// edge.Stream(w) before streaming and edge.Authenticated(r.Context())
+	// once its token verified (see internal/edge).
 	r.Get("/v1/ws", cfg.Hub.ServeHTTP)
 	if cfg.SocketIO != nil {
 		r.Handle("/socket.io/*", cfg.SocketIO)
@@ -138,6 +144,7 @@ func (s *srv) publish(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusUnauthorized, "unauthorized", "missing or unknown publish key")
 		return
 	}
+	edge.Authenticated(r.Context())
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPublishBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -148,6 +155,10 @@ func (s *srv) publish(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusBadRequest, "bad_request", "reading body: "+err.Error())
 		return
 	}
+	// The body is in: the read deadline (edge.Config.BodyTimeout) has
+	// done its job, and must not end the request while the backplane
+	// answers (net/http's background read would cancel its context).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	events, err := DecodePublish(body)
 	if err != nil {
 		status, code := http.StatusBadRequest, "bad_request"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/edge"
 )
 
 // Engine.IO's HTTP error answers, which clients report as connect_error.
@@ -71,7 +72,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(s.cfg.MaxMessageBytes)
-	ctx, cancel := context.WithCancel(auth.WithTransport(context.Background(), auth.TransportSocketIO))
+	ctx, cancel := context.WithCancel(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSocketIO))
 	defer cancel()
 	c := &conn{
 		s:       s,
@@ -279,6 +280,7 @@ func (c *conn) connect(p packet) {
 	})
 	c.mu.Unlock()
 	c.joined.Store(true)
+	edge.Authenticated(c.ctx)
 
 	socketID := randomID()
 	if a.PID != "" && a.Offset != "" && len(a.PID) <= 64 {
