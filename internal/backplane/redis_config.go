@@ -258,7 +258,11 @@ func redactURL(raw string) string {
 // newClients returns the command client (fails fast: no retries, so a
 // publish is never sent twice and a down Redis answers 503 at once) and the
 // pub/sub client (dials with capped exponential backoff and jitter).
-func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.UniversalClient) {
+//
+// hist, with the command client's options and a pool of its own, reads
+// history: however much of it clients ask for, publishes and the probe
+// never wait in line behind history reads for a connection.
+func newClients(t redisTarget, min, max time.Duration) (cmd, sub, hist redis.UniversalClient) {
 	if t.single != nil {
 		o := *t.single
 		o.MaxRetries = -1
@@ -266,9 +270,9 @@ func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.Universal
 		if o.DialTimeout == 0 {
 			o.DialTimeout = 2 * time.Second
 		}
-		so := o
+		so, ho := o, o
 		so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
-		return redis.NewClient(&o), redis.NewClient(&so)
+		return redis.NewClient(&o), redis.NewClient(&so), redis.NewClient(&ho)
 	}
 	o := *t.cluster
 	o.MaxRetries = -1
@@ -276,10 +280,10 @@ func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.Universal
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 2 * time.Second
 	}
-	so := o
+	so, ho := o, o
 	so.MaxRetries = 0
 	so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
-	return redis.NewClusterClient(&o), redis.NewClusterClient(&so)
+	return redis.NewClusterClient(&o), redis.NewClusterClient(&so), redis.NewClusterClient(&ho)
 }
 
 // backoffDialer dials like go-redis does but, after a failed dial to an

@@ -33,7 +33,15 @@ type Metrics struct {
 	BackplanePublishErrs prometheus.Counter
 	BackplaneStalls      prometheus.Counter
 	Disconnects          *prometheus.CounterVec
+	HistoryBytesInFlight prometheus.Gauge
+	HistoryReads         *prometheus.CounterVec
 }
+
+// Kinds for syncgate_history_reads_total.
+const (
+	HistoryRead   = "read"   // a page read from the backplane
+	HistoryShared = "shared" // a page another resumer's read answered
+)
 
 // Reasons for syncgate_events_dropped_total.
 const (
@@ -100,12 +108,18 @@ func New() *Metrics {
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_disconnects_total", Help: "Connections closed by the server, by close code.",
 		}, []string{"code"}),
+		HistoryBytesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "syncgate_history_bytes_in_flight", Help: "Bytes of history pages being read or held for resuming clients (bounded by the history read budget).",
+		}),
+		HistoryReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_history_reads_total", Help: "History pages served to resuming clients: read from the backplane, or shared with another resumer's read.",
+		}, []string{"kind"}),
 	}
 	r.MustRegister(
 		m.Connections, m.Subscriptions, m.EventsPublished, m.EventsDelivered, m.EventsDropped,
 		m.BatchSize, m.DeliveryLatency, m.SlowConsumers, m.AuthFailures, m.ClientMessages,
 		m.PublishRequests, m.BackplaneUp, m.BackplaneReconnects, m.BackplanePublishErrs,
-		m.BackplaneStalls, m.Disconnects,
+		m.BackplaneStalls, m.Disconnects, m.HistoryBytesInFlight, m.HistoryReads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -113,6 +127,9 @@ func New() *Metrics {
 	// see a zero before the first increment.
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
 		m.EventsDropped.WithLabelValues(r)
+	}
+	for _, k := range []string{HistoryRead, HistoryShared} {
+		m.HistoryReads.WithLabelValues(k)
 	}
 	for _, r := range []string{"missing", "malformed", "signature", "expired", "unknown_key", "claims", "publish_key", "publish_key_missing"} {
 		m.AuthFailures.WithLabelValues(r)
