@@ -81,13 +81,14 @@ func (c *Cursor) Advance(p SharedPage) []syncgate.Event {
 func (c *Cursor) Until() (Offset, bool) { return c.until, c.hasUntil }
 
 // ReplayPage is the page a connection with queue bound max reads next when
-// used bytes of it are taken: a quarter of the bound (at most
-// DefaultPageBytes), less when less room is left under half the bound,
-// where the transports stop pulling replay into the queue, and one event
-// when none is. A connection so holds at most one page of history besides
-// its queue.
+// used bytes of it are taken: half the bound (at most DefaultPageBytes),
+// less when less room is left under half the bound, and one event when
+// none is. The transports pull replay into the queue up to half its
+// bound, so queued replay and the page held beside it stay within the
+// bound; and one page fills what one pull moves, so the next page is read
+// while the last is being written.
 func ReplayPage(max, used int) Page {
-	size := min(DefaultPageBytes, max/4)
+	size := min(DefaultPageBytes, max/2)
 	if room := max/2 - used; room < size {
 		size = room
 	}
