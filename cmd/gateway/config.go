@@ -36,10 +36,13 @@ type config struct {
 	PublishTimeout time.Duration
 	// Edge holds the HTTP timeouts and the unauthenticated-connection bound
 	// (SYNCGATE_HTTP_*_TIMEOUT, SYNCGATE_MAX_UNAUTHENTICATED).
-	Edge      edge.Config
-	LogFormat string
-	LogLevel  slog.Level
-	Pprof     bool
+	Edge edge.Config
+	// HistoryReadBudget bounds the history bytes being read for resuming
+	// clients across the node (SYNCGATE_HISTORY_READ_BUDGET).
+	HistoryReadBudget int
+	LogFormat         string
+	LogLevel          slog.Level
+	Pprof             bool
 	// Dev is set when no token configuration was given: a secret and a
 	// publish key are generated and printed help follows.
 	Dev bool
@@ -136,6 +139,14 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	positive("SYNCGATE_HTTP_WRITE_TIMEOUT", &c.Edge.WriteTimeout)
 	positive("SYNCGATE_HTTP_IDLE_TIMEOUT", &c.Edge.IdleTimeout)
 	intVar("SYNCGATE_MAX_UNAUTHENTICATED", &c.Edge.MaxUnauthenticated, 1)
+	if v := getenv("SYNCGATE_HISTORY_READ_BUDGET"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil || n < 1<<20 {
+			bad("SYNCGATE_HISTORY_READ_BUDGET", v, "want a size of at least 1MiB, such as 64MiB or 67108864")
+		} else {
+			c.HistoryReadBudget = n
+		}
+	}
 	if v := getenv("SYNCGATE_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			bad("SYNCGATE_LOG_LEVEL", v, "want debug, info, warn or error")
@@ -178,6 +189,25 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		c.PublishKeys = "dev-" + randomHex(16)
 	}
 	return c, nil
+}
+
+// parseBytes reads a size: bytes, or a number with KiB, MiB or GiB.
+func parseBytes(v string) (int, error) {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q", v)
+	}
+	return n * mult, nil
 }
 
 func randomHex(n int) string {

@@ -64,7 +64,10 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 			_ = g.bp.Close()
 		}
 	}()
+	// One history reader, so the budget of history reads is node-wide.
+	history := backplane.NewHistoryReader(g.bp, backplane.HistoryReaderConfig{Budget: cfg.HistoryReadBudget, Metrics: m})
 	g.hub, err = hub.New(hub.Config{
+		History:        history,
 		Verifier:       verifier,
 		MaxConnections: cfg.MaxConnections,
 		OriginPatterns: cfg.AllowedOrigins,
@@ -75,6 +78,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 		return nil, err
 	}
 	g.sio, err = socketio.New(socketio.Config{
+		History:        history,
 		Verifier:       verifier,
 		MaxConnections: cfg.MaxConnections,
 		OriginPatterns: cfg.AllowedOrigins,

@@ -125,6 +125,22 @@ func TestDevelopmentDefaults(t *testing.T) {
 	}
 }
 
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"67108864", 64 << 20, true}, {"64MiB", 64 << 20, true}, {"2GiB", 2 << 30, true}, {"512KiB", 512 << 10, true},
+		{"64MB", 0, false}, {"-1", 0, false}, {"MiB", 0, false}, {"99999999999GiB", 0, false},
+	} {
+		got, err := parseBytes(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseBytes(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
 		env  map[string]string
@@ -139,6 +155,8 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"SYNCGATE_JWT_SECRET": "short"}, nil, "SYNCGATE_JWT_SECRET/SYNCGATE_JWKS_URL: auth: JWT secret is 5 bytes"},
 		{map[string]string{"SYNCGATE_ADDR": "not-an-address"}, nil, "SYNCGATE_ADDR"},
 		{nil, []string{"extra"}, "unexpected arguments"},
+		{map[string]string{"SYNCGATE_HISTORY_READ_BUDGET": "lots"}, nil, `SYNCGATE_HISTORY_READ_BUDGET="lots"`},
+		{map[string]string{"SYNCGATE_HISTORY_READ_BUDGET": "64KiB"}, nil, `SYNCGATE_HISTORY_READ_BUDGET="64KiB": want a size of at least 1MiB`},
 	}
 	for _, tt := range tests {
 		err := run(context.Background(), tt.args, env(tt.env), io.Discard, io.Discard)

@@ -18,17 +18,54 @@ type Stream struct {
 // String returns "project/collection", for logs and errors.
 func (s Stream) String() string { return s.Project + "/" + s.Collection }
 
-// History is the answer to a resume request.
+// History is the answer to a resume request: one page of it.
 type History struct {
 	// Events are the events after `since`, in offset order, each with its
-	// Offset in this stream. Empty unless Recovered.
+	// Offset in this stream: at most one Page of them. Empty unless
+	// Recovered.
 	Events []syncgate.Event
+	// More is true when events after the last of Events remain: the next
+	// page is read with since set to that event's offset.
+	More bool
+	// Bytes is the size of Events' JSON as stored, what Page.MaxBytes
+	// bounds.
+	Bytes int
 	// Head is the offset of the stream's newest event (or the stream's
 	// starting point when it is empty). Live delivery continues after it.
 	Head string
-	// Recovered is true when Events holds every event after `since`; false
-	// when some were trimmed or lost, and the reader must reload its state.
+	// Recovered is true when Events holds every event after `since` (up to
+	// the page's end, with More); false when some were trimmed or lost, or
+	// since is an offset of another stream, and the reader must reload its
+	// state.
 	Recovered bool
+}
+
+// Page bounds one History read, so that no resume holds more history in
+// memory than a page, however far back it starts.
+type Page struct {
+	// MaxEvents is the most events returned; default DefaultPageEvents.
+	MaxEvents int
+	// MaxBytes bounds the summed size of the events' JSON; default
+	// DefaultPageBytes. One event is returned when any follows since,
+	// whatever its size, so a read always makes progress.
+	MaxBytes int
+}
+
+// Page defaults: a page of history holds at most 500 events and 1 MiB.
+const (
+	DefaultPageEvents = 500
+	DefaultPageBytes  = 1 << 20
+)
+
+// withDefaults returns p with zero fields set to their defaults.
+func (p Page) withDefaults() Page {
+	if p.MaxEvents <= 0 {
+		p.MaxEvents = DefaultPageEvents
+	}
+	if p.MaxBytes <= 0 {
+		p.MaxBytes = DefaultPageBytes
+	}
+	return p
 }
 
 // Receiver takes live events from a backplane. Its methods must not block:
@@ -66,9 +103,11 @@ type Backplane interface {
 	Subscribe(ctx context.Context, s Stream) error
 	// Unsubscribe ends one local subscription to s.
 	Unsubscribe(ctx context.Context, s Stream) error
-	// History returns the events of s after since (an offset from this
-	// stream; empty means none), and the head.
-	History(ctx context.Context, s Stream, since string) (History, error)
+	// History returns the first page of the events of s after since (an
+	// offset from this stream; empty means none), and the head. It is
+	// read after the call starts: a History that follows a Subscribe of s
+	// misses nothing published after Subscribe returned.
+	History(ctx context.Context, s Stream, since string, page Page) (History, error)
 	// Close stops delivery and releases connections.
 	Close() error
 }

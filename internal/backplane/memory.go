@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -31,7 +32,8 @@ type MemoryConfig struct {
 
 // Memory is a single-node backplane keeping history in process memory. Its
 // epoch is random per process, so offsets from an earlier process resume
-// with recovered=false.
+// with recovered=false; each stream's offsets carry its StreamTag, so an
+// offset of another stream resumes with recovered=false too.
 type Memory struct {
 	cfg   MemoryConfig
 	epoch string
@@ -51,9 +53,10 @@ type memStream struct {
 }
 
 type memEntry struct {
-	seq uint64
-	at  time.Time
-	ev  syncgate.Event
+	seq  uint64
+	at   time.Time
+	ev   syncgate.Event
+	size int // approximate size of ev's JSON, for Page.MaxBytes
 }
 
 var _ Backplane = (*Memory)(nil)
@@ -129,8 +132,8 @@ func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) syncgate.Eve
 		m.streams[s] = st
 	}
 	st.last++
-	ev.Offset = Offset{Epoch: m.epoch, Hi: st.last}.String()
-	st.entries = append(st.entries, memEntry{seq: st.last, at: now, ev: ev})
+	ev.Offset = Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}.String()
+	st.entries = append(st.entries, memEntry{seq: st.last, at: now, ev: ev, size: approxSize(&ev)})
 	m.trim(st, now)
 	return ev
 }
@@ -163,7 +166,7 @@ func (m *Memory) Subscribe(ctx context.Context, s Stream) error { return ctx.Err
 func (m *Memory) Unsubscribe(ctx context.Context, s Stream) error { return nil }
 
 // History implements Backplane.
-func (m *Memory) History(ctx context.Context, s Stream, since string) (History, error) {
+func (m *Memory) History(ctx context.Context, s Stream, since string, page Page) (History, error) {
 	var from Offset
 	if since != "" {
 		var err error
@@ -174,6 +177,7 @@ func (m *Memory) History(ctx context.Context, s Stream, since string) (History, 
 	if err := ctx.Err(); err != nil {
 		return History{}, err
 	}
+	page = page.withDefaults()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.streams[s]
@@ -183,21 +187,41 @@ func (m *Memory) History(ctx context.Context, s Stream, since string) (History, 
 		st = &memStream{}
 	}
 	m.trim(st, m.cfg.Now())
-	h := History{Head: Offset{Epoch: m.epoch, Hi: st.last}.String()}
+	h := History{Head: Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}.String()}
 	switch {
 	case since == "":
 		h.Recovered = true
-	case from.Epoch != m.epoch, from.Lo != 0, from.Hi > st.last, from.Hi < st.maxDeleted:
+	case from.Epoch != m.epoch, from.Foreign(s), from.Lo != 0, from.Hi > st.last, from.Hi < st.maxDeleted:
 		h.Recovered = false
 	default:
 		h.Recovered = true
-		for _, e := range st.entries {
-			if e.seq > from.Hi {
-				h.Events = append(h.Events, e.ev)
+		i := sort.Search(len(st.entries), func(i int) bool { return st.entries[i].seq > from.Hi })
+		for ; i < len(st.entries); i++ {
+			e := &st.entries[i]
+			if len(h.Events) == page.MaxEvents || len(h.Events) > 0 && h.Bytes+e.size > page.MaxBytes {
+				h.More = true
+				break
 			}
+			h.Events = append(h.Events, e.ev)
+			h.Bytes += e.size
 		}
 	}
 	return h, nil
+}
+
+// approxSize estimates the length of ev's JSON, cheaply, for page bounds.
+func approxSize(ev *syncgate.Event) int {
+	n := 160 + len(ev.Type) + len(ev.Project) + len(ev.Collection) + len(ev.DocumentID) +
+		len(ev.Document) + len(ev.OldDocument) + len(ev.Actor)
+	if a := ev.Audience; a != nil {
+		for _, u := range a.Users {
+			n += len(u) + 3
+		}
+		for _, r := range a.Roles {
+			n += len(r) + 3
+		}
+	}
+	return n
 }
 
 // Close implements Backplane.

@@ -74,7 +74,7 @@ func TestPublishAt(t *testing.T) {
 				t.Fatalf("another source's first event: %v %v", off, err)
 			}
 			for _, p := range []string{"pa", "pb"} {
-				h, err := bp.History(ctx, backplane.Stream{Project: p, Collection: "c"}, startOf(t, bp, p))
+				h, err := bp.History(ctx, backplane.Stream{Project: p, Collection: "c"}, startOf(t, bp, p), backplane.Page{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -99,7 +99,7 @@ func TestPublishAt(t *testing.T) {
 // the smallest position.
 func startOf(t *testing.T, bp backplane.Backplane, p string) string {
 	t.Helper()
-	h, err := bp.History(context.Background(), backplane.Stream{Project: p, Collection: "c"}, "")
+	h, err := bp.History(context.Background(), backplane.Stream{Project: p, Collection: "c"}, "", backplane.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}

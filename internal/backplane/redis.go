@@ -34,8 +34,9 @@ import (
 // never call back into the backplane.
 type Redis struct {
 	cfg     RedisConfig
-	cmd     redis.UniversalClient // commands: publish, history, probes
+	cmd     redis.UniversalClient // commands: publish, probes
 	sub     redis.UniversalClient // pub/sub connections
+	hist    redis.UniversalClient // history reads, on a pool of their own
 	cluster bool
 	log     *slog.Logger
 	m       *metrics.Metrics
@@ -135,10 +136,10 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, sub := newClients(target, cfg.ReconnectMin, cfg.ReconnectMax)
+	cmd, sub, hist := newClients(target, cfg.ReconnectMin, cfg.ReconnectMax)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Redis{
-		cfg: cfg, cmd: cmd, sub: sub, cluster: target.cluster != nil,
+		cfg: cfg, cmd: cmd, sub: sub, hist: hist, cluster: target.cluster != nil,
 		log: cfg.Logger.With("backplane", "redis"), m: cfg.Metrics,
 		ctx: ctx, cancel: cancel, groups: make(map[string]*psGroup),
 	}, nil
@@ -367,6 +368,12 @@ func (b *Redis) handle(g *psGroup, gen int, msg any) {
 		if st == nil || st.refs == 0 {
 			return
 		}
+		if off.Epoch != "" {
+			off = off.In(st.s)
+			if ev != nil {
+				ev.Offset = off.String()
+			}
+		}
 		if err != nil && off.Epoch == "" {
 			// Not even an offset: where it belongs is unknown, so the
 			// stream is treated as having a gap and filled from history,
@@ -426,6 +433,12 @@ func (b *Redis) deliverLocked(st *chanState, le liveEvent) {
 		b.fillBytes += le.size
 		return
 	}
+	b.handLocked(st, le)
+}
+
+// handLocked hands an event to the Receiver unless it was delivered
+// already. b.mu is held.
+func (b *Redis) handLocked(st *chanState, le liveEvent) {
 	if st.hasLast && le.off.Epoch == st.last.Epoch && !st.last.Less(le.off) {
 		return // already delivered (a fill overlapping live delivery)
 	}
@@ -468,17 +481,36 @@ func (b *Redis) fillLocked(g *psGroup, st *chanState) {
 
 func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 	defer b.wg.Done()
-	var h History
+	// A gap is filled a page at a time, each delivered before the next is
+	// read, so a long gap never holds more than a page of history.
+	for {
+		h, ok := b.fillPage(st, since)
+		if !ok {
+			b.mu.Lock()
+			b.dropBufLocked(st)
+			b.mu.Unlock()
+			return
+		}
+		next, more := b.applyFill(g, st, since, h)
+		if !more {
+			return
+		}
+		since = next
+	}
+}
+
+// fillPage reads one page of st's history after since, retrying with
+// backoff until it succeeds or the backplane closes (ok false).
+func (b *Redis) fillPage(st *chanState, since string) (History, bool) {
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.PublishTimeout+time.Second)
-		var err error
-		h, err = b.History(ctx, st.s, since)
+		h, err := b.History(ctx, st.s, since, Page{})
 		cancel()
 		if err == nil {
-			break
+			return h, true
 		}
 		if b.ctx.Err() != nil {
-			return
+			return History{}, false
 		}
 		b.log.Warn("filling a gap from history failed; retrying", "stream", st.s.String(), "err", err)
 		t := time.NewTimer(backoff(attempt, b.cfg.ReconnectMin, b.cfg.ReconnectMax))
@@ -486,18 +518,24 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 		case <-t.C:
 		case <-b.ctx.Done():
 			t.Stop()
-			return
+			return History{}, false
 		}
 	}
+}
+
+// applyFill delivers one page of a fill. When more of the gap remains it
+// returns the offset to read on from and true, the stream still filling
+// (live events held back); otherwise it ends the fill: the held-back live
+// events are delivered and a refill that was asked for meanwhile starts.
+func (b *Redis) applyFill(g *psGroup, st *chanState, since string, h History) (string, bool) {
 	head, headErr := ParseOffset(h.Head)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed || g.channels[channelName(st.s)] != st {
 		b.dropBufLocked(st)
-		return
+		return "", false
 	}
-	st.filling = false
 	switch {
 	case headErr != nil:
 		b.log.Error("history returned a bad head", "stream", st.s.String(), "err", headErr)
@@ -512,7 +550,10 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 			if err != nil {
 				continue
 			}
-			b.deliverLocked(st, liveEvent{off: off, ev: ev})
+			b.handLocked(st, liveEvent{off: off, ev: ev})
+		}
+		if h.More && len(h.Events) > 0 && st.refs > 0 {
+			return h.Events[len(h.Events)-1].Offset, true
 		}
 	default:
 		b.log.Warn("gap cannot be filled from history (trimmed, or Redis lost its data); subscribers are told to reload",
@@ -522,6 +563,7 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 			b.recv.Reset(st.s, h.Head)
 		}
 	}
+	st.filling = false
 	buf := st.buf
 	b.dropBufLocked(st)
 	for _, le := range buf {
@@ -534,6 +576,7 @@ func (b *Redis) fill(g *psGroup, st *chanState, since string) {
 		st.refill = false
 		b.fillLocked(g, st)
 	}
+	return "", false
 }
 
 // Publish implements Backplane: one atomic function call per project on
@@ -657,7 +700,7 @@ func (b *Redis) Subscribe(ctx context.Context, s Stream) error {
 	if need {
 		// Where this node's delivery of the stream starts, so a later gap
 		// is filled from the right place.
-		h, err := b.History(ctx, s, "")
+		h, err := b.History(ctx, s, "", Page{MaxEvents: 1, MaxBytes: 1})
 		if err != nil {
 			b.release(s)
 			return fmt.Errorf("subscribe %s: %w", s, err)
@@ -793,43 +836,61 @@ func (b *Redis) downLocked(g *psGroup) error {
 	return nil
 }
 
-// History implements Backplane.
-func (b *Redis) History(ctx context.Context, s Stream, since string) (History, error) {
+// History implements Backplane: one call of syncgate_history_page, on the
+// history client's own connections.
+func (b *Redis) History(ctx context.Context, s Stream, since string, page Page) (History, error) {
 	var epoch, id string
+	foreign := false
 	if since != "" {
 		o, err := ParseOffset(since)
 		if err != nil {
 			return History{}, err
 		}
 		epoch, id = o.Epoch, strconv.FormatUint(o.Hi, 10)+"-"+strconv.FormatUint(o.Lo, 10)
+		if foreign = o.Foreign(s); foreign {
+			// Another stream's position: only the head is read, and the
+			// resume is not recovered.
+			epoch, id = "", ""
+		}
 	}
+	page = page.withDefaults()
 	keys := []string{epochKey(s.Project)}
 	var res []any
 	for attempt := 0; ; attempt++ {
 		var err error
-		res, err = b.cmd.FCall(ctx, "syncgate_history", keys, s.Collection, epoch, id).Slice()
+		res, err = b.hist.FCall(ctx, "syncgate_history_page", keys, s.Collection, epoch, id, page.MaxEvents, page.MaxBytes).Slice()
 		if err == nil {
 			break
 		}
 		if attempt == 0 && isFunctionMissing(err) {
+			// A Redis that restarted empty, or a library of version 2
+			// (a gateway from before paged history installed it).
 			if lerr := b.installLibrary(ctx); lerr != nil {
 				return History{}, fmt.Errorf("history %s: %w", s, lerr)
 			}
 			continue
 		}
-		return History{}, fmt.Errorf("history %s: %w", s, classify("syncgate_history", err))
+		return History{}, fmt.Errorf("history %s: %w", s, classify("syncgate_history_page", err))
 	}
-	if len(res) < 3 || len(res)%2 != 1 {
+	if len(res) < 4 || len(res)%2 != 0 {
 		return History{}, fmt.Errorf("history %s: unexpected reply of %d elements", s, len(res))
 	}
 	ep, _ := res[0].(string)
 	last, _ := res[1].(string)
 	rec, _ := res[2].(int64)
-	h := History{Head: ep + ":" + last, Recovered: rec == 1}
-	if _, err := ParseOffset(h.Head); err != nil {
+	more, _ := res[3].(int64)
+	headOff, err := ParseOffset(ep + ":" + last)
+	if err != nil {
 		return History{}, fmt.Errorf("history %s: bad head: %w", s, err)
 	}
-	for i := 3; i+1 < len(res); i += 2 {
+	tag := StreamTag(s)
+	headOff.Stream = tag
+	h := History{Head: headOff.String(), Recovered: rec == 1 && !foreign, More: more == 1}
+	if n := (len(res) - 4) / 2; n > 0 {
+		h.Events = make([]syncgate.Event, 0, n)
+	}
+	prefix := ep + "t" + tag + ":"
+	for i := 4; i+1 < len(res); i += 2 {
 		sid, _ := res[i].(string)
 		raw, _ := res[i+1].(string)
 		var ev syncgate.Event
@@ -837,11 +898,12 @@ func (b *Redis) History(ctx context.Context, s Stream, since string) (History, e
 			// Never a silent gap: the reader reloads (recovered:false).
 			b.log.Warn("undecodable history entry; the resume is not recovered", "stream", s.String(), "id", sid, "err", err)
 			b.countInvalid()
-			h.Events, h.Recovered = nil, false
+			h.Events, h.Recovered, h.More, h.Bytes = nil, false, false, 0
 			return h, nil
 		}
-		ev.Offset = ep + ":" + sid
+		ev.Offset = prefix + sid
 		h.Events = append(h.Events, ev)
+		h.Bytes += len(raw)
 	}
 	return h, nil
 }
@@ -1052,7 +1114,7 @@ func (b *Redis) shutdown() error {
 		_ = g.ps.Close()
 	}
 	b.subMu.Unlock()
-	err := errors.Join(b.sub.Close(), b.cmd.Close())
+	err := errors.Join(b.sub.Close(), b.cmd.Close(), b.hist.Close())
 	if b.m != nil {
 		b.m.BackplaneUp.Set(0)
 	}

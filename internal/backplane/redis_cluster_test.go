@@ -52,7 +52,7 @@ func TestRedisCluster(t *testing.T) {
 				t.Fatalf("%s events out of order or foreign: %+v", p, got)
 			}
 		}
-		h, err := a.History(ctx, s, got[1].Offset)
+		h, err := a.History(ctx, s, got[1].Offset, backplane.Page{})
 		if err != nil || !h.Recovered || len(h.Events) != 3 || h.Events[2].Offset != got[4].Offset {
 			t.Fatalf("history %s: %+v %v", p, h, err)
 		}

@@ -256,14 +256,17 @@ func redactURL(raw string) string {
 }
 
 // newClients returns the command client (fails fast: no retries, so a
-// publish is never sent twice and a down Redis answers 503 at once) and the
-// pub/sub client (dials with capped exponential backoff and jitter).
+// publish is never sent twice and a down Redis answers 503 at once), the
+// pub/sub client (dials with capped exponential backoff and jitter) and the
+// history client, hist: with the command client's options and a pool of its
+// own, so however much history clients ask for, publishes and the probe
+// never wait in line behind history reads for a connection.
 //
 // The command client honours its callers' context deadlines on the socket
 // (ContextTimeoutEnabled): without it go-redis ignores them and waits for
 // its own read timeout (5 s by default) on a Redis that accepts but does not
 // answer, so PublishTimeout would not bound a publish.
-func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.UniversalClient) {
+func newClients(t redisTarget, min, max time.Duration) (cmd, sub, hist redis.UniversalClient) {
 	if t.single != nil {
 		o := *t.single
 		o.MaxRetries = -1
@@ -274,7 +277,8 @@ func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.Universal
 		so := o
 		so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
 		o.ContextTimeoutEnabled = true
-		return redis.NewClient(&o), redis.NewClient(&so)
+		ho := o
+		return redis.NewClient(&o), redis.NewClient(&so), redis.NewClient(&ho)
 	}
 	o := *t.cluster
 	o.MaxRetries = -1
@@ -286,7 +290,8 @@ func newClients(t redisTarget, min, max time.Duration) (cmd, sub redis.Universal
 	so.MaxRetries = 0
 	so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
 	o.ContextTimeoutEnabled = true
-	return redis.NewClusterClient(&o), redis.NewClusterClient(&so)
+	ho := o
+	return redis.NewClusterClient(&o), redis.NewClusterClient(&so), redis.NewClusterClient(&ho)
 }
 
 // backoffDialer dials like go-redis does but, after a failed dial to an

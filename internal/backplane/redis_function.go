@@ -15,7 +15,7 @@ import (
 
 // RedisLibraryVersion is the version of the `syncgate` Redis Function
 // library this package installs; syncgate_version returns it first.
-const RedisLibraryVersion = "3"
+const RedisLibraryVersion = "4"
 
 // redisLibrary is the Lua source of the `syncgate` function library. The
 // history limits are constants of the library, so a publisher that calls
@@ -438,12 +438,24 @@ end
 -- syncgate_history KEYS: one project key; ARGV: collection (or *), the epoch
 -- and stream id of since (both empty for none). Returns the epoch, the last
 -- id, 1 when every event after since is still there (then its ids and
--- events follow) or 0.
-local function history(keys, args)
+-- events follow) or 0. Kept for gateways of library version 2.
+--
+-- syncgate_history_page takes two more ARGV, the most events and the most
+-- bytes of event JSON of one page (at least one event is returned when any
+-- follows since), and returns the epoch, the last id, the recovered flag,
+-- 1 when events after the page remain (else 0), then the page's ids and
+-- events. Entries are read 16 at a time, so a page never holds the call's
+-- memory beyond its bounds by more than 16 entries.
+local function history(keys, args, paged)
   if #keys ~= 1 or not project_of(keys[1]) then return fail('pass one key sg:{<project>}:epoch') end
   local coll, since_epoch, since_id = args[1], args[2] or '', args[3] or ''
   if coll ~= '*' and not valid_collection(coll) then return fail('bad collection') end
   if since_epoch ~= '' and not parse_id(since_id) then return fail('bad since id') end
+  local max_n, max_b = 0, 0
+  if paged then
+    max_n, max_b = tonumber(args[4]), tonumber(args[5])
+    if not max_n or max_n < 1 or not max_b or max_b < 1 then return fail('bad page bounds') end
+  end
   local t = redis.call('TIME')
   local ep = epoch(keys[1], t)
   local p = project_of(keys[1])
@@ -456,6 +468,7 @@ local function history(keys, args)
   local newest = redis.call('XREVRANGE', skey, '+', '-', 'COUNT', 1)
   if #newest > 0 then last = newest[1][1] end
   local out = {ep, last, 0}
+  if paged then out[4] = 0 end
   if since_epoch == '' then
     out[3] = 1
     return out
@@ -464,14 +477,35 @@ local function history(keys, args)
     return out
   end
   out[3] = 1
-  if since_id ~= last then
+  if since_id == last then return out end
+  if not paged then
     local entries = redis.call('XRANGE', skey, '(' .. since_id, '+')
     for _, en in ipairs(entries) do
       out[#out + 1] = en[1]
       out[#out + 1] = en[2][2]
     end
+    return out
   end
-  return out
+  local cursor, n, bytes = since_id, 0, 0
+  while true do
+    local want = math.min(max_n - n, 16)
+    local entries = redis.call('XRANGE', skey, '(' .. cursor, '+', 'COUNT', want)
+    for _, en in ipairs(entries) do
+      local raw = en[2][2]
+      if n > 0 and bytes + #raw > max_b then
+        out[4] = 1
+        return out
+      end
+      out[#out + 1] = en[1]
+      out[#out + 1] = raw
+      n, bytes, cursor = n + 1, bytes + #raw, en[1]
+    end
+    if #entries < want or cursor == last then return out end
+    if n == max_n then
+      out[4] = 1
+      return out
+    end
+  end
 end
 
 local function publish(keys, args) return publish_events(keys, args, true) end
@@ -507,7 +541,8 @@ end
 redis.register_function('syncgate_publish', publish)
 redis.register_function('syncgate_publish_encoded', publish_encoded)
 redis.register_function('syncgate_publish_at', publish_at)
-redis.register_function('syncgate_history', history)
+redis.register_function('syncgate_history', function(keys, args) return history(keys, args, false) end)
+redis.register_function('syncgate_history_page', function(keys, args) return history(keys, args, true) end)
 redis.register_function{function_name = 'syncgate_version', callback = version, flags = {'no-writes'}}
 `
 
@@ -612,7 +647,11 @@ func redisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncg
 		for i := range all {
 			all[i] = i
 		}
-		return fcallPublish(ctx, rdb, load, fn, projectKeys(events), args(all), len(events))
+		offsets, err := fcallPublish(ctx, rdb, load, fn, projectKeys(events), args(all), len(events))
+		if err != nil {
+			return nil, err
+		}
+		return tagOffsets(offsets, events), nil
 	}
 	offsets := make([]string, len(events))
 	for _, group := range groupByProject(events) {
@@ -624,7 +663,18 @@ func redisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncg
 			offsets[i] = out[j]
 		}
 	}
-	return offsets, nil
+	return tagOffsets(offsets, events), nil
+}
+
+// tagOffsets tags each offset the function returned (the Redis stream id in
+// the project's epoch) with its event's collection stream.
+func tagOffsets(offsets []string, events []syncgate.Event) []string {
+	for i, o := range offsets {
+		if off, err := ParseOffset(o); err == nil {
+			offsets[i] = off.In(Stream{Project: events[i].Project, Collection: events[i].Collection}).String()
+		}
+	}
+	return offsets
 }
 
 // groupByProject returns the indexes of events per project, projects in

@@ -122,7 +122,7 @@ func TestRedisPublishSubscribeHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h0, err := a.History(ctx, coll, "")
+	h0, err := a.History(ctx, coll, "", backplane.Page{})
 	if err != nil || !h0.Recovered || len(h0.Events) != 0 {
 		t.Fatalf("empty history: %+v %v", h0, err)
 	}
@@ -152,12 +152,12 @@ func TestRedisPublishSubscribeHistory(t *testing.T) {
 	}
 
 	// Resume inside history.
-	h, err := b.History(ctx, coll, offs[0])
+	h, err := b.History(ctx, coll, offs[0], backplane.Page{})
 	if err != nil || !h.Recovered || len(h.Events) != 1 || h.Events[0].Offset != offs[1] || h.Head != offs[1] {
 		t.Fatalf("history after first: %+v %v", h, err)
 	}
 	// At the head: recovered, nothing to replay.
-	if h, err := b.History(ctx, coll, offs[1]); err != nil || !h.Recovered || len(h.Events) != 0 {
+	if h, err := b.History(ctx, coll, offs[1], backplane.Page{}); err != nil || !h.Recovered || len(h.Events) != 0 {
 		t.Fatalf("history at head: %+v %v", h, err)
 	}
 	// Beyond history: 5 kept, 8 more published.
@@ -166,14 +166,14 @@ func TestRedisPublishSubscribeHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if h, err := b.History(ctx, coll, offs[0]); err != nil || h.Recovered || len(h.Events) != 0 {
+	if h, err := b.History(ctx, coll, offs[0], backplane.Page{}); err != nil || h.Recovered || len(h.Events) != 0 {
 		t.Fatalf("history beyond the kept 5: %+v %v", h, err)
 	}
 	// A bad or foreign offset.
-	if _, err := b.History(ctx, coll, "garbage"); !errors.Is(err, backplane.ErrBadOffset) {
+	if _, err := b.History(ctx, coll, "garbage", backplane.Page{}); !errors.Is(err, backplane.ErrBadOffset) {
 		t.Fatalf("bad offset: %v", err)
 	}
-	if h, err := b.History(ctx, coll, "m123:1-0"); err != nil || h.Recovered {
+	if h, err := b.History(ctx, coll, "m123:1-0", backplane.Page{}); err != nil || h.Recovered {
 		t.Fatalf("offset of another epoch: %+v %v", h, err)
 	}
 	// Unsubscribe: no more delivery of notes.
@@ -202,7 +202,7 @@ func TestRedisRejectsBadEventsAtomically(t *testing.T) {
 	if n, _ := srv.Do("EXISTS", "sg:{p1}:s:c"); n != "0" {
 		t.Fatalf("a rejected batch wrote its first event")
 	}
-	h, err := b.History(ctx, backplane.Stream{Project: "p1", Collection: "c"}, "")
+	h, err := b.History(ctx, backplane.Stream{Project: "p1", Collection: "c"}, "", backplane.Page{})
 	if err != nil || !strings.HasSuffix(h.Head, ":0-0") {
 		t.Fatalf("head after rejected publish: %+v %v", h, err)
 	}
@@ -212,7 +212,7 @@ func TestRedisRejectsBadEventsAtomically(t *testing.T) {
 		t.Fatalf("two-project batch: %v %v", offs, err)
 	}
 	for i, p := range []string{"p1", "p2", "p1"} {
-		h, err := b.History(ctx, backplane.Stream{Project: p, Collection: "c"}, "")
+		h, err := b.History(ctx, backplane.Stream{Project: p, Collection: "c"}, "", backplane.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +243,13 @@ func TestRedisCLIPublish(t *testing.T) {
 	off = strings.Trim(off, `"`)
 	await(t, 5*time.Second, "the redis-cli event", func() bool { return len(r.get(s)) == 1 })
 	e := r.get(s)[0]
-	if e.Offset != off || e.DocumentID != "t1" || string(e.Document) != `{"title":"Hello","n":12345678901234567890}` {
+	// The function's reply is the untagged form of the offset that
+	// subscribers get (tagged with its stream).
+	raw, err := backplane.ParseOffset(off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Offset != raw.In(s).String() || e.DocumentID != "t1" || string(e.Document) != `{"title":"Hello","n":12345678901234567890}` {
 		t.Fatalf("event %+v (offset %q)", e, off)
 	}
 	if time.Since(e.Timestamp) > time.Minute || time.Since(e.Timestamp) < 0 {
@@ -296,7 +302,7 @@ func TestRedisUnavailableAndEpoch(t *testing.T) {
 	if got := r.get(s)[1]; got.Offset != offs2[0] {
 		t.Fatalf("event after restart %+v", got)
 	}
-	if h, err := b.History(ctx, s, offs[0]); err != nil || h.Recovered {
+	if h, err := b.History(ctx, s, offs[0], backplane.Page{}); err != nil || h.Recovered {
 		t.Fatalf("resume from before the restart: %+v %v", h, err)
 	}
 }
@@ -413,7 +419,7 @@ func TestRedisHistoryTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, err := b.History(ctx, s, first[0]); err != nil || !h.Recovered || len(h.Events) != 1 {
+	if h, err := b.History(ctx, s, first[0], backplane.Page{}); err != nil || !h.Recovered || len(h.Events) != 1 {
 		t.Fatalf("inside the TTL: %+v %v", h, err)
 	}
 	if pttl, err := srv.Do("PTTL", "sg:{p1}:s:ttl"); err != nil || pttl == "-1" || pttl == "-2" {
@@ -426,10 +432,10 @@ func TestRedisHistoryTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = offs[0]
-		h, err := b.History(ctx, s, first[0])
+		h, err := b.History(ctx, s, first[0], backplane.Page{})
 		return err == nil && !h.Recovered
 	})
-	if h, err := b.History(ctx, s, last); err != nil || !h.Recovered {
+	if h, err := b.History(ctx, s, last, backplane.Page{}); err != nil || !h.Recovered {
 		t.Fatalf("resume from the newest event: %+v %v", h, err)
 	}
 }
@@ -453,12 +459,12 @@ func TestRedisPublishOutcome(t *testing.T) {
 	}
 	// It did run.
 	direct, _ := startRedisBP(t, srv.URL(), nil)
-	h, err := direct.History(ctx, s, "")
+	h, err := direct.History(ctx, s, "", backplane.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	epoch, _, _ := strings.Cut(h.Head, ":")
-	if h2, err := direct.History(ctx, s, epoch+":0-0"); err != nil || len(h2.Events) != 2 {
+	if h2, err := direct.History(ctx, s, epoch+":0-0", backplane.Page{}); err != nil || len(h2.Events) != 2 {
 		t.Fatalf("history after the lost reply: %+v %v", h2, err)
 	}
 	proxy.Close()

@@ -87,12 +87,12 @@ func TestRedisFunctionRefusesWhatGoCannotDecode(t *testing.T) {
 			t.Fatalf("accepted by the function but not by Go: %s: %v", raw, err)
 		}
 	}
-	h, err := b.History(context.Background(), backplane.Stream{Project: "p1", Collection: "c"}, "")
+	h, err := b.History(context.Background(), backplane.Stream{Project: "p1", Collection: "c"}, "", backplane.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := strings.Split(h.Head, ":")[0] + ":0-0"
-	h, err = b.History(context.Background(), backplane.Stream{Project: "p1", Collection: "c"}, first)
+	h, err = b.History(context.Background(), backplane.Stream{Project: "p1", Collection: "c"}, first, backplane.Page{})
 	if err != nil || !h.Recovered || len(h.Events) != len(good) {
 		t.Fatalf("history of the accepted events: %d events, recovered %v, %v", len(h.Events), h.Recovered, err)
 	}
@@ -134,7 +134,7 @@ func TestRedisUndecodableEntry(t *testing.T) {
 	if n := droppedInvalid(m); n != 1 {
 		t.Fatalf("dropped{reason=invalid} = %v, want 1", n)
 	}
-	h, err := b.History(ctx, s, offs[0])
+	h, err := b.History(ctx, s, offs[0], backplane.Page{})
 	if err != nil || h.Recovered || len(h.Events) != 0 {
 		t.Fatalf("resume across the bad entry: recovered %v, %d events, %v", h.Recovered, len(h.Events), err)
 	}

@@ -39,7 +39,10 @@ type subscription struct {
 	pending      []*message       // live events that arrived during replay
 	pendingBytes int
 	replay       []*message        // history not yet queued; the writer pulls it
-	head         backplane.Offset  // the stream head History answered
+	replayBytes  int               // bytes of the messages in replay
+	cursor       backplane.Cursor  // where reading history stands
+	fetching     bool              // a page of history is being read
+	head         backplane.Offset  // the newest stream head History answered
 	resetTo      *backplane.Offset // a backplane Reset that arrived during replay
 }
 
@@ -75,6 +78,7 @@ type conn struct {
 	expiry      *time.Timer
 	replaying   []*subscription // subscriptions whose history the writer is pulling
 	pendingSize int             // bytes in every subscription's pending buffer
+	replaySize  int             // bytes in every subscription's replay
 
 	spare []item      // writer-owned second queue buffer
 	buf   []byte      // writer-owned frame buffer
@@ -285,12 +289,27 @@ func (c *conn) subscribe(req request) {
 		fail(err, false)
 		return
 	}
-	hist, err := c.h.bp.History(c.ctx, s, req.Since)
+	subscribed := time.Now()
+	// History is read a page at a time (the first here, the rest by the
+	// writer as the client reads), each page sized to the room left in
+	// the connection's queue bound, through the node's HistoryReader.
+	c.mu.Lock()
+	page := backplane.ReplayPage(c.h.cfg.MaxQueueBytes, c.queued+c.pendingSize+c.replaySize)
+	c.mu.Unlock()
+	hist, err := c.h.cfg.History.Read(c.ctx, s, req.Since, page, subscribed)
 	if err != nil {
 		fail(err, true)
 		return
 	}
 	head, err := backplane.ParseOffset(hist.Head)
+	if err != nil {
+		hist.Release()
+		fail(err, true)
+		return
+	}
+	cursor, events := backplane.NewCursor(req.Since, subscribed, hist)
+	replay, replayBytes, err := encodeReplay(events)
+	hist.Release()
 	if err != nil {
 		fail(err, true)
 		return
@@ -298,17 +317,6 @@ func (c *conn) subscribe(req request) {
 
 	// Replay, then whatever arrived live meanwhile, skipping what replay
 	// already covered: no gap and no duplicate at the seam.
-	replay := make([]*message, 0, len(hist.Events))
-	if hist.Recovered {
-		for i := range hist.Events {
-			m, err := newMessage(&hist.Events[i])
-			if err != nil {
-				fail(err, true)
-				return
-			}
-			replay = append(replay, m)
-		}
-	}
 	c.mu.Lock()
 	if sub.state != subReplaying {
 		c.mu.Unlock()
@@ -325,7 +333,10 @@ func (c *conn) subscribe(req request) {
 	// mistaken for a slow consumer, and this reader goes on reading (pongs,
 	// other requests) meanwhile. Live events wait in sub.pending.
 	sub.replay, sub.head = replay, head
-	if len(replay) == 0 {
+	sub.replayBytes = replayBytes
+	c.replaySize += replayBytes
+	sub.cursor = cursor
+	if len(replay) == 0 && !sub.cursor.More {
 		c.finishReplayLocked(sub)
 	} else {
 		c.replaying = append(c.replaying, sub)
@@ -334,9 +345,27 @@ func (c *conn) subscribe(req request) {
 	c.signal()
 }
 
+// encodeReplay encodes a page of history for the connection (the events
+// are shared with other readers of the page and left unchanged).
+func encodeReplay(events []syncgate.Event) ([]*message, int, error) {
+	replay := make([]*message, 0, len(events))
+	size := 0
+	for i := range events {
+		m, err := newMessage(&events[i])
+		if err != nil {
+			return nil, 0, err
+		}
+		replay = append(replay, m)
+		size += len(m.data)
+	}
+	return replay, size, nil
+}
+
 // pullReplayLocked moves history of replaying subscriptions into the queue
 // while it is below half its bound, finishing subscriptions whose history is
-// all queued. It reports whether it queued anything. c.mu held.
+// all queued, and starts reading a subscription's next page of history
+// when its replay is used up. It reports whether it queued anything. c.mu
+// held; only the writer calls it.
 func (c *conn) pullReplayLocked() bool {
 	if len(c.replaying) == 0 || c.closeCode != 0 {
 		return false
@@ -352,6 +381,8 @@ func (c *conn) pullReplayLocked() bool {
 			}
 			sub.replay[0] = nil
 			sub.replay = sub.replay[1:]
+			sub.replayBytes -= len(m.data)
+			c.replaySize -= len(m.data)
 			if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
 				continue
 			}
@@ -363,6 +394,12 @@ func (c *conn) pullReplayLocked() bool {
 				moved = true
 			}
 		}
+		if sub.state == subReplaying && (sub.cursor.More || sub.fetching) {
+			if !sub.fetching && (c.queued == 0 || c.queued+c.pendingSize < limit) {
+				c.fetchLocked(sub)
+			}
+			return moved
+		}
 		if sub.state == subReplaying {
 			c.finishReplayLocked(sub)
 			moved = true
@@ -371,6 +408,65 @@ func (c *conn) pullReplayLocked() bool {
 		c.replaying = c.replaying[1:]
 	}
 	return moved
+}
+
+// fetchLocked starts reading sub's next page of history. The read runs on
+// a goroutine of the writer's group (the connection's teardown waits for
+// it; c.ctx ends it). c.mu held; only the writer calls it.
+func (c *conn) fetchLocked(sub *subscription) {
+	sub.fetching = true
+	cur := sub.cursor // the goroutine's until it hands it back
+	page := backplane.ReplayPage(c.h.cfg.MaxQueueBytes, c.queued+c.pendingSize+c.replaySize)
+	c.writer.Add(1)
+	go func() {
+		defer c.writer.Done()
+		hist, err := c.h.cfg.History.Read(c.ctx, sub.stream, cur.Since, page, cur.Subscribed)
+		var replay []*message
+		var size int
+		var head backplane.Offset
+		if err == nil {
+			head, err = backplane.ParseOffset(hist.Head)
+			if err == nil {
+				replay, size, err = encodeReplay(cur.Advance(hist))
+			}
+			hist.Release()
+		}
+		c.mu.Lock()
+		c.pageReadLocked(sub, hist.History, head, cur, replay, size, err)
+		c.mu.Unlock()
+		c.signal()
+	}()
+}
+
+// pageReadLocked applies a page of history read for sub. A page that is not
+// recovered (history trimmed past the cursor while the client was catching
+// up) ends the replay as a Reset does: the client gets recovered:false.
+// A read that failed closes the connection with 1012, after what is
+// queued: the client resumes from its last offset. c.mu held.
+func (c *conn) pageReadLocked(sub *subscription, hist backplane.History, head backplane.Offset, cur backplane.Cursor, replay []*message, size int, err error) {
+	sub.fetching = false
+	if sub.state != subReplaying || c.closeCode != 0 {
+		return
+	}
+	switch {
+	case err != nil:
+		if c.ctx.Err() == nil {
+			c.log.Warn("reading history for a replay failed; closing so that the client resumes", "stream", sub.stream.String(), "err", err)
+			c.closeCode, c.closeReason, c.closeFlush = CloseServiceRestart, "history unavailable, resume", true
+		}
+	case !hist.Recovered:
+		sub.cursor.More = false
+		if sub.resetTo == nil || sub.resetTo.Less(head) || sub.resetTo.Epoch != head.Epoch {
+			sub.resetTo = &head
+		}
+	default:
+		sub.cursor = cur
+		sub.replay, sub.replayBytes = replay, size
+		c.replaySize += size
+		if until, ok := cur.Until(); ok {
+			sub.head = until
+		}
+	}
 }
 
 // finishReplayLocked makes sub live: a Reset that arrived during replay is
@@ -388,7 +484,8 @@ func (c *conn) finishReplayLocked(sub *subscription) {
 	}
 	pending := sub.pending
 	c.pendingSize -= sub.pendingBytes
-	sub.pending, sub.pendingBytes, sub.replay, sub.resetTo = nil, 0, nil, nil
+	c.replaySize -= sub.replayBytes
+	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
 	sub.state = subLive
 	for _, m := range pending {
 		if m.off.Epoch == sub.last.Epoch && !sub.last.Less(m.off) {
@@ -428,7 +525,8 @@ func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
 	}
 	sub.state = subEnded
 	c.pendingSize -= sub.pendingBytes
-	sub.pending, sub.pendingBytes, sub.replay = nil, 0, nil
+	c.replaySize -= sub.replayBytes
+	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes = nil, 0, nil, 0
 	delete(c.subs, sub.stream)
 	c.mu.Unlock()
 	c.h.removeIndex(sub)

@@ -50,6 +50,11 @@ type Config struct {
 	// path.Match, e.g. "app.example.com" or "*.example.com"); empty means
 	// same origin only. "*" allows every origin.
 	OriginPatterns []string
+	// History is the node's gate for history reads (resume), shared with
+	// the node's other transports so that its budget is node-wide;
+	// default one of its own over the hub's backplane, with the default
+	// budget.
+	History *backplane.HistoryReader
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics may be nil.
@@ -108,6 +113,9 @@ func New(cfg Config, bp backplane.Backplane) (*Hub, error) {
 		return nil, errors.New("hub: Config.Verifier is required")
 	}
 	cfg.setDefaults()
+	if cfg.History == nil {
+		cfg.History = backplane.NewHistoryReader(bp, backplane.HistoryReaderConfig{Metrics: cfg.Metrics})
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	h := &Hub{cfg: cfg, bp: bp, log: cfg.Logger, m: cfg.Metrics, nodeID: hex.EncodeToString(b[:]), conns: make(map[*conn]struct{})}

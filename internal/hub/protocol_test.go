@@ -136,7 +136,7 @@ func TestAudience(t *testing.T) {
 
 func epochOf(t *testing.T, n *wstest.Node) string {
 	t.Helper()
-	h, err := n.BP.History(context.Background(), backplane.Stream{Project: "p", Collection: "c"}, "")
+	h, err := n.BP.History(context.Background(), backplane.Stream{Project: "p", Collection: "c"}, "", backplane.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}

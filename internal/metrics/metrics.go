@@ -37,10 +37,18 @@ type Metrics struct {
 	Disconnects          *prometheus.CounterVec
 	WebhookCalls         *prometheus.CounterVec
 	WebhookLatency       prometheus.Histogram
+	HistoryBytesInFlight prometheus.Gauge
+	HistoryReads         *prometheus.CounterVec
 
 	// Capture: change capture from PostgreSQL (capture.go).
 	Capture CaptureMetrics
 }
+
+// Kinds for syncgate_history_reads_total.
+const (
+	HistoryRead   = "read"   // a page read from the backplane
+	HistoryShared = "shared" // a page another resumer's read answered
+)
 
 // Reasons for syncgate_events_dropped_total.
 const (
@@ -115,12 +123,19 @@ func New() *Metrics {
 			Name: "syncgate_auth_webhook_duration_seconds", Help: "Time from sending an authentication webhook call to its answer (or failure).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		HistoryBytesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "syncgate_history_bytes_in_flight", Help: "Bytes of history pages being read or held for resuming clients (bounded by the history read budget).",
+		}),
+		HistoryReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_history_reads_total", Help: "History pages served to resuming clients: read from the backplane, or shared with another resumer's read.",
+		}, []string{"kind"}),
 	}
 	r.MustRegister(
 		m.Connections, m.Subscriptions, m.EventsPublished, m.EventsDelivered, m.EventsDropped,
 		m.BatchSize, m.DeliveryLatency, m.SlowConsumers, m.AuthFailures, m.ClientMessages,
 		m.PublishRequests, m.BackplaneUp, m.BackplaneReconnects, m.BackplanePublishErrs,
 		m.BackplaneStalls, m.Disconnects, m.WebhookCalls, m.WebhookLatency,
+		m.HistoryBytesInFlight, m.HistoryReads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -129,6 +144,9 @@ func New() *Metrics {
 	// see a zero before the first increment.
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
 		m.EventsDropped.WithLabelValues(r)
+	}
+	for _, k := range []string{HistoryRead, HistoryShared} {
+		m.HistoryReads.WithLabelValues(k)
 	}
 	for _, r := range []string{"missing", "malformed", "signature", "expired", "unknown_key", "claims", "refused", "unavailable", "publish_key", "publish_key_missing"} {
 		m.AuthFailures.WithLabelValues(r)

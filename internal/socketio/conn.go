@@ -59,7 +59,10 @@ type subscription struct {
 	pending      []*message       // live events that arrived during replay
 	pendingBytes int
 	replay       []*message        // history not yet queued; the writer pulls it
-	head         backplane.Offset  // the stream head History answered
+	replayBytes  int               // bytes of the messages in replay
+	cursor       backplane.Cursor  // where reading history stands
+	fetching     bool              // a page of history is being read
+	head         backplane.Offset  // the newest stream head History answered
 	resetTo      *backplane.Offset // a backplane Reset that arrived during replay
 }
 
@@ -116,6 +119,7 @@ type conn struct {
 	expiry      *time.Timer
 	replaying   []*subscription // subscriptions whose history the writer is pulling
 	pendingSize int             // bytes in every subscription's pending buffer
+	replaySize  int             // bytes in every subscription's replay
 
 	// Writer-owned.
 	spare   []item
@@ -287,9 +291,20 @@ func (c *conn) reserve(key subKey) (sub *subscription, dup bool, code, msg strin
 }
 
 // open indexes a reserved subscription, subscribes the backplane and reads
-// the stream's history after since ("" for none). On error the subscription
-// is gone again.
+// the stream's head. On error the subscription is gone again.
 func (c *conn) open(sub *subscription, since string) (backplane.History, backplane.Offset, error) {
+	hist, head, _, err := c.openPage(sub, since, backplane.Page{MaxEvents: 1, MaxBytes: 1})
+	if err != nil {
+		return backplane.History{}, backplane.Offset{}, err
+	}
+	hist.Release()
+	return hist.History, head, nil
+}
+
+// openPage is open reading the first page of history after since through
+// the node's HistoryReader (the caller releases it). It also returns when
+// the backplane subscription was confirmed.
+func (c *conn) openPage(sub *subscription, since string, page backplane.Page) (backplane.SharedPage, backplane.Offset, time.Time, error) {
 	st := sub.key.stream
 	c.s.shard(st).add(sub)
 	if m := c.s.m; m != nil {
@@ -297,18 +312,37 @@ func (c *conn) open(sub *subscription, since string) (backplane.History, backpla
 	}
 	if err := c.s.bp.Subscribe(c.ctx, st); err != nil {
 		c.endSubscription(sub, false)
-		return backplane.History{}, backplane.Offset{}, err
+		return backplane.SharedPage{}, backplane.Offset{}, time.Time{}, err
 	}
-	hist, err := c.s.bp.History(c.ctx, st, since)
+	subscribed := time.Now()
+	hist, err := c.s.cfg.History.Read(c.ctx, st, since, page, subscribed)
 	var head backplane.Offset
 	if err == nil {
-		head, err = backplane.ParseOffset(hist.Head)
+		if head, err = backplane.ParseOffset(hist.Head); err != nil {
+			hist.Release()
+		}
 	}
 	if err != nil {
 		c.endSubscription(sub, true)
-		return backplane.History{}, backplane.Offset{}, err
+		return backplane.SharedPage{}, backplane.Offset{}, time.Time{}, err
 	}
-	return hist, head, nil
+	return hist, head, subscribed, nil
+}
+
+// encodeReplay encodes a page of history for a subscription of kind k (the
+// events are shared with other readers of the page and left unchanged);
+// it returns the messages and their queue size.
+func encodeReplay(events []syncgate.Event, k kind) ([]*message, int) {
+	replay := make([]*message, 0, len(events))
+	size := 0
+	for i := range events {
+		m, err := newMessage(&events[i], k == kindProject, k == kindCollection)
+		if err == nil {
+			replay = append(replay, m)
+			size += len(m.data[kindIndex(k)]) + itemOverhead
+		}
+	}
+	return replay, size
 }
 
 // startLocked queues the recovery-state entry of a joined subscription
@@ -325,16 +359,18 @@ func (c *conn) startLocked(sub *subscription, head backplane.Offset, frame []byt
 
 // replayLocked hands the history of a recovered subscription after since
 // to the writer, which pulls it a chunk at a time as the client reads it
-// (pullReplayLocked), so a client catching up on more history than its
-// queue bound is not mistaken for a slow consumer, and the reader goes on
-// reading (pongs, other packets) meanwhile. Live events wait in
-// sub.pending. c.mu held.
-func (c *conn) replayLocked(sub *subscription, replay []*message, head, since backplane.Offset) {
+// (pullReplayLocked) and reads the next page of it when the queue has room,
+// so a client catching up on more history than its queue bound is not
+// mistaken for a slow consumer, and the reader goes on reading (pongs,
+// other packets) meanwhile. Live events wait in sub.pending. c.mu held.
+func (c *conn) replayLocked(sub *subscription, replay []*message, size int, head, since backplane.Offset, cur backplane.Cursor) {
 	if sub.state != subReplaying {
 		return
 	}
-	sub.last, sub.head, sub.replay = since, head, replay
-	if len(replay) == 0 {
+	sub.last, sub.head, sub.replay, sub.cursor = since, head, replay, cur
+	sub.replayBytes = size
+	c.replaySize += size
+	if len(replay) == 0 && !cur.More {
 		c.finishReplayLocked(sub)
 	} else {
 		c.replaying = append(c.replaying, sub)
@@ -343,8 +379,9 @@ func (c *conn) replayLocked(sub *subscription, replay []*message, head, since ba
 
 // pullReplayLocked moves history of replaying subscriptions into the queue
 // while it is below half its bound, finishing subscriptions whose history is
-// all queued. It reports whether it queued anything. The writer calls it
-// after each batch. c.mu held.
+// all queued, and starts reading a subscription's next page of history
+// when its replay is used up. It reports whether it queued anything. The
+// writer calls it after each batch. c.mu held.
 func (c *conn) pullReplayLocked() bool {
 	if len(c.replaying) == 0 || c.closeCode != 0 {
 		return false
@@ -362,6 +399,8 @@ func (c *conn) pullReplayLocked() bool {
 			}
 			sub.replay[0] = nil
 			sub.replay = sub.replay[1:]
+			sub.replayBytes -= size
+			c.replaySize -= size
 			if m.aud != nil && !m.aud.Allows(c.claims.Subject, c.claims.Roles) {
 				continue
 			}
@@ -373,6 +412,12 @@ func (c *conn) pullReplayLocked() bool {
 				moved = true
 			}
 		}
+		if sub.state == subReplaying && (sub.cursor.More || sub.fetching) {
+			if !sub.fetching && (c.queued == 0 || c.queued+c.pendingSize < limit) {
+				c.fetchLocked(sub)
+			}
+			return moved
+		}
 		if sub.state == subReplaying {
 			c.finishReplayLocked(sub)
 			moved = true
@@ -381,6 +426,66 @@ func (c *conn) pullReplayLocked() bool {
 		c.replaying = c.replaying[1:]
 	}
 	return moved
+}
+
+// fetchLocked starts reading sub's next page of history. The read runs on
+// a goroutine of the writer's group (the connection's teardown waits for
+// it; c.ctx ends it). c.mu held; only the writer calls it.
+func (c *conn) fetchLocked(sub *subscription) {
+	sub.fetching = true
+	cur := sub.cursor // the goroutine's until it hands it back
+	page := backplane.ReplayPage(c.s.cfg.MaxQueueBytes, c.queued+c.pendingSize+c.replaySize)
+	c.writer.Add(1)
+	go func() {
+		defer c.writer.Done()
+		hist, err := c.s.cfg.History.Read(c.ctx, sub.key.stream, cur.Since, page, cur.Subscribed)
+		var replay []*message
+		var size int
+		var head backplane.Offset
+		if err == nil {
+			head, err = backplane.ParseOffset(hist.Head)
+			if err == nil {
+				replay, size = encodeReplay(cur.Advance(hist), sub.key.kind)
+			}
+			hist.Release()
+		}
+		c.mu.Lock()
+		c.pageReadLocked(sub, hist.History, head, cur, replay, size, err)
+		c.mu.Unlock()
+		c.signal()
+	}()
+}
+
+// pageReadLocked applies a page of history read for sub. A page that is not
+// recovered (history trimmed past the cursor while the client was catching
+// up) ends the replay as a Reset does: the connection closes with 1012 and
+// the client's recovery reports recovered=false. A read that failed closes
+// it with 1012 too, after what is queued: the client recovers from its
+// last offset. c.mu held.
+func (c *conn) pageReadLocked(sub *subscription, hist backplane.History, head backplane.Offset, cur backplane.Cursor, replay []*message, size int, err error) {
+	sub.fetching = false
+	if sub.state != subReplaying || c.closeCode != 0 {
+		return
+	}
+	switch {
+	case err != nil:
+		if c.ctx.Err() == nil {
+			c.log.Warn("reading history for a recovery failed; closing so that the client recovers", "stream", sub.key.stream.String(), "err", err)
+			c.closeLocked(closeServiceRestart, "history unavailable, reconnect", true)
+		}
+	case !hist.Recovered:
+		sub.cursor.More = false
+		if sub.resetTo == nil || sub.resetTo.Less(head) || sub.resetTo.Epoch != head.Epoch {
+			sub.resetTo = &head
+		}
+	default:
+		sub.cursor = cur
+		sub.replay, sub.replayBytes = replay, size
+		c.replaySize += size
+		if until, ok := cur.Until(); ok {
+			sub.head = until
+		}
+	}
 }
 
 // finishReplayLocked makes sub live. When a backplane Reset arrived during
@@ -395,7 +500,8 @@ func (c *conn) finishReplayLocked(sub *subscription) {
 	}
 	pending, reset := sub.pending, sub.resetTo
 	c.pendingSize -= sub.pendingBytes
-	sub.pending, sub.pendingBytes, sub.replay, sub.resetTo = nil, 0, nil, nil
+	c.replaySize -= sub.replayBytes
+	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
 	sub.state = subLive
 	if reset != nil && (reset.Epoch != sub.last.Epoch || sub.last.Less(*reset)) {
 		c.closeLocked(closeServiceRestart, "stream lost events, reconnect", true)
@@ -442,7 +548,8 @@ func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
 	}
 	sub.state = subEnded
 	c.pendingSize -= sub.pendingBytes
-	sub.pending, sub.pendingBytes, sub.replay, sub.resetTo = nil, 0, nil, nil
+	c.replaySize -= sub.replayBytes
+	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
 	if c.subs[sub.key] == sub {
 		delete(c.subs, sub.key)
 	}
@@ -490,8 +597,10 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 	type opened struct {
 		sub    *subscription
 		replay []*message
+		size   int
 		head   backplane.Offset
 		since  backplane.Offset
+		cursor backplane.Cursor
 	}
 	var subs []opened
 	undo := func() {
@@ -499,13 +608,17 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 			c.endSubscription(o.sub, true)
 		}
 	}
+	held := 0 // bytes of the first pages read so far
 	for k, since := range state {
 		sub, dup, code, _ := c.reserve(k)
 		if sub == nil || dup || code != "" {
 			undo()
 			return false
 		}
-		hist, head, err := c.open(sub, since.String())
+		c.mu.Lock()
+		page := backplane.ReplayPage(c.s.cfg.MaxQueueBytes, c.queued+c.pendingSize+c.replaySize+held)
+		c.mu.Unlock()
+		hist, head, subscribed, err := c.openPage(sub, since.String(), page)
 		if err != nil {
 			c.log.Warn("recovery failed", "stream", k.stream.String(), "err", err)
 			undo()
@@ -513,19 +626,18 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 		}
 		subs = append(subs, opened{sub: sub, head: head, since: since})
 		if !hist.Recovered {
+			hist.Release()
 			undo()
 			return false
 		}
 		// Encoded here, off the lock the writer pulls them under; the
 		// audience is checked as they are pulled, with the claims then.
-		replay := make([]*message, 0, len(hist.Events))
-		for i := range hist.Events {
-			m, err := newMessage(&hist.Events[i], k.kind == kindProject, k.kind == kindCollection)
-			if err == nil {
-				replay = append(replay, m)
-			}
-		}
-		subs[len(subs)-1].replay = replay
+		o := &subs[len(subs)-1]
+		var events []syncgate.Event
+		o.cursor, events = backplane.NewCursor(since.String(), subscribed, hist)
+		o.replay, o.size = encodeReplay(events, k.kind)
+		hist.Release()
+		held += o.size
 	}
 	c.mu.Lock()
 	// Every restored subscription enters the state before the first
@@ -536,7 +648,7 @@ func (c *conn) recover(state map[subKey]backplane.Offset, connectFrame []byte) b
 	}
 	if ok {
 		for _, o := range subs {
-			c.replayLocked(o.sub, o.replay, o.head, o.since)
+			c.replayLocked(o.sub, o.replay, o.size, o.head, o.since, o.cursor)
 		}
 	}
 	c.mu.Unlock()

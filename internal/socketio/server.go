@@ -56,6 +56,11 @@ type Config struct {
 	// OriginPatterns are the allowed browser origins, as for /v1/ws; empty
 	// means same origin only, "*" every origin.
 	OriginPatterns []string
+	// History is the node's gate for history reads (recovery), shared with
+	// the node's other transports so that its budget is node-wide;
+	// default one of its own over the server's backplane, with the
+	// default budget.
+	History *backplane.HistoryReader
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics may be nil.
@@ -119,6 +124,9 @@ func New(cfg Config, bp backplane.Backplane) (*Server, error) {
 		return nil, errors.New("socketio: a backplane is required")
 	}
 	cfg.setDefaults()
+	if cfg.History == nil {
+		cfg.History = backplane.NewHistoryReader(bp, backplane.HistoryReaderConfig{Metrics: cfg.Metrics})
+	}
 	s := &Server{cfg: cfg, bp: bp, log: cfg.Logger.With("endpoint", "socket.io"), m: cfg.Metrics, conns: make(map[*conn]struct{})}
 	for i := range s.shards {
 		s.shards[i].streams = make(map[backplane.Stream][]*subscription)

@@ -42,8 +42,8 @@ func (l *Lossy) Reset(s backplane.Stream, head string) { l.r.Reset(s, head) }
 
 // History implements backplane.Backplane; it runs the hook set with
 // OnNextHistory after reading, once.
-func (l *Lossy) History(ctx context.Context, s backplane.Stream, since string) (backplane.History, error) {
-	h, err := l.Memory.History(ctx, s, since)
+func (l *Lossy) History(ctx context.Context, s backplane.Stream, since string, page backplane.Page) (backplane.History, error) {
+	h, err := l.Memory.History(ctx, s, since, page)
 	if f := l.onHistory.Swap(nil); f != nil {
 		(*f)(s)
 	}
