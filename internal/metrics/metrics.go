@@ -33,6 +33,7 @@ type Metrics struct {
 	BackplanePublishErrs prometheus.Counter
 	BackplaneStalls      prometheus.Counter
 	Disconnects          *prometheus.CounterVec
+	Panics               *prometheus.CounterVec
 }
 
 // Reasons for syncgate_events_dropped_total.
@@ -74,7 +75,7 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008 because their queue overflowed.",
+			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008: their queue overflowed, or they read nothing for the write timeout.",
 		}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_auth_failures_total", Help: "Refused client tokens and publish keys, by reason.",
@@ -98,14 +99,17 @@ func New() *Metrics {
 			Name: "syncgate_backplane_stalls_total", Help: "Probe messages that did not come back through pub/sub in time.",
 		}),
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "syncgate_disconnects_total", Help: "Connections closed by the server, by close code.",
+			Name: "syncgate_disconnects_total", Help: "Client connections ended, once each, by the close code the server sent (1006: cut without a close frame; peer: the client closed or went away first).",
 		}, []string{"code"}),
+		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_panics_total", Help: "Panics recovered in connection goroutines (each closed its connection with 1011), by transport.",
+		}, []string{"transport"}),
 	}
 	r.MustRegister(
 		m.Connections, m.Subscriptions, m.EventsPublished, m.EventsDelivered, m.EventsDropped,
 		m.BatchSize, m.DeliveryLatency, m.SlowConsumers, m.AuthFailures, m.ClientMessages,
 		m.PublishRequests, m.BackplaneUp, m.BackplaneReconnects, m.BackplanePublishErrs,
-		m.BackplaneStalls, m.Disconnects,
+		m.BackplaneStalls, m.Disconnects, m.Panics,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -113,6 +117,9 @@ func New() *Metrics {
 	// see a zero before the first increment.
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
 		m.EventsDropped.WithLabelValues(r)
+	}
+	for _, t := range []string{"ws", "socketio"} {
+		m.Panics.WithLabelValues(t)
 	}
 	for _, r := range []string{"missing", "malformed", "signature", "expired", "unknown_key", "claims", "publish_key", "publish_key_missing"} {
 		m.AuthFailures.WithLabelValues(r)

@@ -1,0 +1,116 @@
+package wstest
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/hub"
+)
+
+// SignClaims signs arbitrary claims with Secret (HS256), for tokens the
+// gateway's own minting cannot make: exp in milliseconds, as a string, ….
+func SignClaims(t testing.TB, claims map[string]any) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString([]byte(Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// PanicToken makes a PanicVerifier panic.
+const PanicToken = "wstest-panic-token"
+
+// PanicVerifier verifies tokens signed with Secret and panics on
+// PanicToken: the tests' way into the recover boundary of a connection's
+// goroutines (the upgrade, the first auth message, a refresh, a CONNECT).
+type PanicVerifier struct{ v *auth.Verifier }
+
+var _ hub.TokenVerifier = (*PanicVerifier)(nil)
+
+// NewPanicVerifier returns a PanicVerifier.
+func NewPanicVerifier(t testing.TB) *PanicVerifier {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.Config{Secret: []byte(Secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &PanicVerifier{v: v}
+}
+
+// Verify implements hub.TokenVerifier.
+func (p *PanicVerifier) Verify(ctx context.Context, token string) (*auth.Claims, error) {
+	if token == PanicToken {
+		panic("wstest: the verifier panics on request")
+	}
+	return p.v.Verify(ctx, token)
+}
+
+// LogBuffer collects log output from any goroutine.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Lines returns the logged lines that contain s.
+func (b *LogBuffer) Lines(s string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Metric sums the samples of the metric name whose labels include every
+// name=value pair given (e.g. "code", "4008").
+func (n *Node) Metric(t testing.TB, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := n.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	samples:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue samples
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
