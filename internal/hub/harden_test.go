@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -251,43 +249,6 @@ func dialSmallBuffer(t *testing.T, url, tok string) *websocket.Conn {
 	return ws
 }
 
-// flow publishes one event of size bytes every period to project/collection
-// until stop closes; it returns the publishes that failed.
-func flow(url, project, collection string, size int, period time.Duration, stop <-chan struct{}) func() error {
-	var wg sync.WaitGroup
-	var errs []error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		pad := json.RawMessage(`"` + strings.Repeat("x", size) + `"`)
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			ev := wstest.Doc(project, collection, i)
-			ev.OldDocument = pad
-			body, _ := json.Marshal(ev)
-			req, _ := http.NewRequest(http.MethodPost, url+"/v1/publish", strings.NewReader(string(body)))
-			req.Header.Set("Authorization", "Bearer "+wstest.Key)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				errs = append(errs, fmt.Errorf("publish %d: HTTP %d", i, resp.StatusCode))
-			}
-		}
-	}()
-	return func() error { wg.Wait(); return errors.Join(errs...) }
-}
-
 // TestStallEndsWith4008 is the reproduction of a client that stops reading
 // for 15 s while events flow: it used to get a frame cut in half by the
 // 10 s write deadline and EOF. With default limits it now reads, when it
@@ -302,8 +263,8 @@ func TestStallEndsWith4008(t *testing.T) {
 	}
 	eventually(t, "the subscription", func() bool { return n.Metric(t, "syncgate_subscriptions") == 1 })
 	stop := make(chan struct{})
-	wait := flow(n.URL, "p", "c", 16<<10, 20*time.Millisecond, stop) // ~800 KB/s
-	time.Sleep(15 * time.Second)                                     // the stall itself, not a wait for a condition
+	wait := wstest.Flow(n.URL, "p", "c", 16<<10, 20*time.Millisecond, stop) // ~800 KB/s
+	time.Sleep(15 * time.Second)                                            // the stall itself, not a wait for a condition
 	close(stop)
 	if err := wait(); err != nil {
 		t.Fatal(err)

@@ -3,9 +3,15 @@ package wstest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -113,4 +119,43 @@ func (n *Node) Metric(t testing.TB, name string, labels ...string) float64 {
 		}
 	}
 	return sum
+}
+
+// Flow publishes one event of size bytes every period to project/collection
+// until stop closes, over HTTP to the node at url (from a goroutine of
+// its own, so no testing.T is used). The returned function waits for it
+// and reports the publishes that failed.
+func Flow(url, project, collection string, size int, period time.Duration, stop <-chan struct{}) func() error {
+	var wg sync.WaitGroup
+	var errs []error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pad := json.RawMessage(`"` + strings.Repeat("x", size) + `"`)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			ev := Doc(project, collection, i)
+			ev.OldDocument = pad
+			body, _ := json.Marshal(ev)
+			req, _ := http.NewRequest(http.MethodPost, url+"/v1/publish", strings.NewReader(string(body)))
+			req.Header.Set("Authorization", "Bearer "+Key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs = append(errs, fmt.Errorf("publish %d: HTTP %d", i, resp.StatusCode))
+			}
+		}
+	}()
+	return func() error { wg.Wait(); return errors.Join(errs...) }
 }
