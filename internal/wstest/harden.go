@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/syncgate/syncgate/internal/auth"
@@ -158,4 +159,72 @@ func Flow(url, project, collection string, size int, period time.Duration, stop 
 		}
 	}()
 	return func() error { wg.Wait(); return errors.Join(errs...) }
+}
+
+// FuzzToken signs the claims of a fuzz input: the JSON object claims as
+// written (numbers kept as they are: 1e300, 1.5, …), or, when it is not
+// one, {"sub": claims}.
+func FuzzToken(t testing.TB, claims string) string {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(claims))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil || m == nil {
+		m = map[string]any{"sub": claims}
+	}
+	return SignClaims(t, m)
+}
+
+// SendLines sends each line of frames as a message, at most max of them: a
+// line starting with 0x00 as a binary message (without that byte), the
+// others as text. It reports whether every write succeeded (the server
+// may close the connection at any point).
+func SendLines(ctx context.Context, ws *websocket.Conn, frames string, max int) bool {
+	for i, line := range strings.Split(frames, "\n") {
+		if i == max {
+			break
+		}
+		typ, b := websocket.MessageText, []byte(line)
+		if len(b) > 0 && b[0] == 0 {
+			typ, b = websocket.MessageBinary, b[1:]
+		}
+		if ws.Write(ctx, typ, b) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadUntil reads ws until a message for which done reports true or the
+// connection ends, failing t when neither happens within ctx.
+func ReadUntil(t testing.TB, ctx context.Context, ws *websocket.Conn, done func(data []byte) bool) {
+	t.Helper()
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("neither the awaited message nor a close came")
+			}
+			return
+		}
+		if done(data) {
+			return
+		}
+	}
+}
+
+// AwaitReleased waits until open reports no connection and n holds no
+// subscription, then fails t if a connection goroutine panicked.
+func (n *Node) AwaitReleased(t testing.TB, open func() int) {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for open() != 0 || n.Metric(t, "syncgate_subscriptions") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %d connections and %v subscriptions still held", Wait, open(), n.Metric(t, "syncgate_subscriptions"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if p := n.Metric(t, "syncgate_panics_total"); p != 0 {
+		t.Fatalf("a connection goroutine panicked (%v)", p)
+	}
 }
