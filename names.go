@@ -1,11 +1,18 @@
 package syncgate
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// ValidateProject checks a project id: [A-Za-z0-9_-]{1,64}.
+// ErrInvalidName is wrapped by the errors of ValidateSubscription: a bad
+// project or collection in a subscription, which is not an event.
+var ErrInvalidName = errors.New("invalid name")
+
+// ValidateProject checks an event's project id: [A-Za-z0-9_-]{1,64}.
 func ValidateProject(p string) error {
 	if !validName(p, 64, false) {
-		return fmt.Errorf("%w: project %q must match [A-Za-z0-9_-]{1,64}", ErrInvalidEvent, clip(p))
+		return fmt.Errorf("%w: %s", ErrInvalidEvent, projectRule(p))
 	}
 	return nil
 }
@@ -14,21 +21,30 @@ func ValidateProject(p string) error {
 // The subscription wildcard "*" is not a collection; see ValidateSubscription.
 func ValidateCollection(c string) error {
 	if !validName(c, 128, true) {
-		return fmt.Errorf("%w: collection %q must match [A-Za-z0-9_.-]{1,128}", ErrInvalidEvent, clip(c))
+		return fmt.Errorf("%w: %s", ErrInvalidEvent, collectionRule(c))
 	}
 	return nil
 }
 
 // ValidateSubscription checks the project and collection of a subscription,
-// where the collection may also be AllCollections.
+// where the collection may also be AllCollections. The error names the bad
+// name and its rule and wraps ErrInvalidName.
 func ValidateSubscription(project, collection string) error {
-	if err := ValidateProject(project); err != nil {
-		return err
+	if !validName(project, 64, false) {
+		return fmt.Errorf("%w: %s", ErrInvalidName, projectRule(project))
 	}
-	if collection == AllCollections {
-		return nil
+	if collection != AllCollections && !validName(collection, 128, true) {
+		return fmt.Errorf("%w: %s (or \"*\" for every collection)", ErrInvalidName, collectionRule(collection))
 	}
-	return ValidateCollection(collection)
+	return nil
+}
+
+func projectRule(p string) string {
+	return fmt.Sprintf("project %q must match [A-Za-z0-9_-]{1,64}", clip(p))
+}
+
+func collectionRule(c string) string {
+	return fmt.Sprintf("collection %q must match [A-Za-z0-9_.-]{1,128}", clip(c))
 }
 
 // ValidateType checks an event type: [a-z_:.]{1,64}.

@@ -19,6 +19,7 @@ const (
 	CloseProtocolError  CloseCode = 4400 // a frame the protocol does not allow
 	CloseServiceRestart CloseCode = 1012 // node draining; reconnect, maybe elsewhere
 	CloseTryAgainLater  CloseCode = 1013 // node full
+	CloseInternalError  CloseCode = 1011 // a panic in the connection's goroutines; reconnect
 	CloseNormal         CloseCode = 1000
 )
 

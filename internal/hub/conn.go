@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // subState is where a subscription is in its life.
@@ -59,12 +59,13 @@ type item struct {
 type conn struct {
 	h      *Hub
 	id     string
-	ws     *websocket.Conn
-	nc     net.Conn // the socket under ws, for write deadlines
+	sock   *wsconn.Socket
+	ws     *websocket.Conn // sock.WS
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
 	wake   chan struct{} // capacity 1: "the queue or the close state changed"
+	abort  chan struct{} // closed by a close that drops the queue: the writer stops waiting for room
 	writer sync.WaitGroup
 
 	mu          sync.Mutex
@@ -75,10 +76,13 @@ type conn struct {
 	closeCode   CloseCode
 	closeReason string
 	closeFlush  bool
+	aborted     bool // abort is closed
 	expiry      *time.Timer
-	replaying   []*subscription // subscriptions whose history the writer is pulling
-	pendingSize int             // bytes in every subscription's pending buffer
-	replaySize  int             // bytes in every subscription's replay
+	// writerStarted says the writer runs and so sends the close.
+	writerStarted bool
+	replaying     []*subscription // subscriptions whose history the writer is pulling
+	pendingSize   int             // bytes in every subscription's pending buffer
+	replaySize    int             // bytes in every subscription's replay
 
 	spare []item      // writer-owned second queue buffer
 	buf   []byte      // writer-owned frame buffer
@@ -107,7 +111,7 @@ func (c *conn) deliver(sub *subscription, m *message) {
 	}
 	if sub.state == subReplaying {
 		if len(sub.pending) >= c.h.cfg.MaxPendingEvents || c.queued+c.pendingSize+len(m.data) > c.h.cfg.MaxQueueBytes {
-			c.failSlowLocked()
+			c.failSlowLocked("pending events during replay over the bound")
 		} else {
 			sub.pending = append(sub.pending, m)
 			sub.pendingBytes += len(m.data)
@@ -150,7 +154,7 @@ func (c *conn) queueLocked(it item, size int) bool {
 		return false
 	}
 	if c.queued+size > c.h.cfg.MaxQueueBytes {
-		c.failSlowLocked()
+		c.failSlowLocked("queue over " + itoa(c.h.cfg.MaxQueueBytes) + " bytes")
 		return false
 	}
 	c.queue = append(c.queue, it)
@@ -160,7 +164,7 @@ func (c *conn) queueLocked(it item, size int) bool {
 
 // failSlowLocked closes a connection that cannot keep up: its queue is
 // dropped (the client resumes from its last offset) and it gets 4008.
-func (c *conn) failSlowLocked() {
+func (c *conn) failSlowLocked(why string) {
 	if c.closeCode != 0 {
 		return
 	}
@@ -172,23 +176,41 @@ func (c *conn) failSlowLocked() {
 	}
 	clear(c.queue)
 	c.queue, c.queued = c.queue[:0], 0
-	c.closeCode, c.closeReason, c.closeFlush = CloseSlowConsumer, "slow consumer", false
+	c.closeLocked(CloseSlowConsumer, "slow consumer: "+why, false)
 	if m := c.h.m; m != nil {
 		m.SlowConsumers.Inc()
 		m.EventsDropped.WithLabelValues(metrics.DropSlowClient).Add(float64(n))
 	}
-	c.log.Warn("closing slow consumer", "code", int(CloseSlowConsumer), "dropped_events", n)
-	c.signal()
+	c.log.Warn("closing slow consumer", "code", int(CloseSlowConsumer), "why", why, "dropped_events", n)
+}
+
+// stalled closes with 4008 a connection whose client read nothing for the
+// write timeout (or did not answer a ping in that time), unless a close is
+// already decided.
+func (c *conn) stalled(why string) {
+	c.mu.Lock()
+	c.failSlowLocked(why)
+	c.mu.Unlock()
 }
 
 // requestClose asks the writer to close the connection with code, after
 // writing what is queued when flush is set. The first request wins.
 func (c *conn) requestClose(code CloseCode, reason string, flush bool) {
 	c.mu.Lock()
+	c.closeLocked(code, reason, flush)
+	c.mu.Unlock()
+}
+
+// closeLocked records the close unless one is decided; a close that drops
+// the queue also stops the writer waiting for room. c.mu held.
+func (c *conn) closeLocked(code CloseCode, reason string, flush bool) {
 	if c.closeCode == 0 {
 		c.closeCode, c.closeReason, c.closeFlush = code, reason, flush
+		if !flush && !c.aborted && c.abort != nil {
+			c.aborted = true
+			close(c.abort)
+		}
 	}
-	c.mu.Unlock()
 	c.signal()
 }
 

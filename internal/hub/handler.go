@@ -1,13 +1,11 @@
 package hub
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -15,6 +13,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/edge"
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // Subprotocol is the WebSocket subprotocol of the client protocol.
@@ -27,90 +26,145 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "node is draining, reconnect to another", http.StatusServiceUnavailable)
 		return
 	}
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && !offersSubprotocol(r, Subprotocol) {
+		http.Error(w, "the WebSocket subprotocol "+Subprotocol+" is required: send Sec-WebSocket-Protocol: "+Subprotocol, http.StatusBadRequest)
+		return
+	}
 	token := auth.BearerToken(r.Header.Get("Authorization"))
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
-	hj := &smallReadBuffer{ResponseWriter: w}
-	ws, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
+	sock, err := wsconn.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		OriginPatterns:  h.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
-	})
+	}, wsconn.Config{StallLimit: h.cfg.WriteTimeout, Metrics: h.m})
 	if err != nil {
 		h.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
 		return // Accept has answered the request
 	}
-	ws.SetReadLimit(h.cfg.MaxMessageBytes)
+	sock.WS.SetReadLimit(h.cfg.MaxMessageBytes)
 	ctx, cancel := context.WithCancel(auth.WithTransport(edge.Detach(r.Context()), auth.TransportWS))
 	c := &conn{
 		h:      h,
 		id:     h.nodeID + "-" + strconv.FormatUint(h.nextID.Add(1), 10),
-		ws:     ws,
-		nc:     hj.nc,
+		sock:   sock,
+		ws:     sock.WS,
 		ctx:    ctx,
 		cancel: cancel,
 		wake:   make(chan struct{}, 1),
+		abort:  make(chan struct{}),
 		subs:   make(map[backplane.Stream]*subscription),
 	}
 	c.log = h.log.With("conn", c.id)
 	if code := h.register(c); code != 0 {
 		cancel()
-		_ = ws.Close(websocket.StatusCode(code), "node full or draining, try another")
+		sock.Close(websocket.StatusCode(code), "node full or draining, try another")
+		sock.Finish()
 		return
 	}
 	// The connection is served on a goroutine of its own so that this one
 	// returns: net/http then frees its per-request state (the request, its
 	// headers, the 4 KiB read buffer) and the deep handler stack, which
-	// idle connections would otherwise hold for their whole life.
+	// idle connections would otherwise hold for their whole life. Whatever
+	// ends it, a panic included, teardown releases its resources.
 	go func() {
 		defer h.unregister(c)
-		defer cancel()
-		c.serve(token)
+		defer c.teardown()
+		h.guard.Run("reader", func() { c.serve(token) }, c.fatal)
 	}()
 }
 
-// serve authenticates c and serves it until it ends.
+// offersSubprotocol reports whether the upgrade request lists proto in
+// Sec-WebSocket-Protocol.
+func offersSubprotocol(r *http.Request, proto string) bool {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if strings.TrimSpace(p) == proto {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serve authenticates c and serves it until it ends; teardown follows.
 func (c *conn) serve(token string) {
-	h, ws := c.h, c.ws
+	h := c.h
 	var authID []byte
 	claims, err := c.authenticate(token, &authID)
 	if err != nil {
 		h.authFailed(err)
 		c.log.Info("connection refused", "reason", auth.Reason(err), "err", err)
-		_ = ws.Close(websocket.StatusCode(auth.CloseCode(err)), truncate(err.Error(), 120))
+		c.sock.Close(websocket.StatusCode(auth.CloseCode(err)), err.Error())
 		return
 	}
 	c.mu.Lock()
 	c.claims = claims
 	edge.Authenticated(c.ctx)
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
-		if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
-			c.requestClose(CloseCode(code), reason, true)
-		}
+		h.guard.Run("expiry timer", func() {
+			if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
+				c.requestClose(CloseCode(code), reason, true)
+			}
+		}, c.fatal)
 	})
+	c.writerStarted = true
 	c.mu.Unlock()
 	c.writer.Add(1)
-	go c.writeLoop()
+	go func() {
+		defer c.writer.Done()
+		defer c.cancel()
+		h.guard.Run("writer", c.writeLoop, c.writerPanicked)
+	}()
 	c.send(encodeFrame(readyFrame{Op: "ready", ID: authID, Connection: c.id, User: claims.Subject, ExpiresAt: claims.ExpiresAt}))
 	c.log.Debug("connection ready", "user", claims.Subject)
 
 	c.readLoop()
+}
 
-	// Teardown: stop the writer, then end every subscription.
+// teardown runs when the reader ends, however it ends: a close the writer
+// is making is let finish (bounded by the stall limit and the close
+// handshake's timeouts), then every subscription ends and the socket is
+// released and counted.
+func (c *conn) teardown() {
 	c.mu.Lock()
-	c.expiry.Stop()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	code, reason, started := c.closeCode, c.closeReason, c.writerStarted
+	c.mu.Unlock()
+	if code == 0 || !started {
+		c.cancel()
+	}
+	c.writer.Wait()
+	c.cancel()
+	c.mu.Lock()
 	subs := make([]*subscription, 0, len(c.subs))
 	for _, sub := range c.subs {
 		subs = append(subs, sub)
 	}
 	c.mu.Unlock()
-	c.cancel()
-	c.writer.Wait()
 	for _, sub := range subs {
 		c.endSubscription(sub, true)
 	}
-	ws.CloseNow()
+	if code != 0 && !started {
+		c.sock.Close(websocket.StatusCode(code), reason) // e.g. a panic before the writer ran
+	}
+	c.sock.Finish()
+}
+
+// fatal closes c with 1011 after a panic in one of its goroutines other
+// than the writer; the writer sends the close.
+func (c *conn) fatal() {
+	c.requestClose(CloseInternalError, "internal error", false)
+}
+
+// writerPanicked closes c with 1011 from the writer goroutine, whose loop
+// is gone; the reader then ends and teardown runs.
+func (c *conn) writerPanicked() {
+	c.requestClose(CloseInternalError, "internal error", false)
+	c.sock.Close(websocket.StatusCode(CloseInternalError), "internal error")
 }
 
 // authenticate uses the upgrade request's token or else waits for the first
@@ -118,7 +172,9 @@ func (c *conn) serve(token string) {
 func (c *conn) authenticate(token string, id *[]byte) (*auth.Claims, error) {
 	if token == "" {
 		timer := time.AfterFunc(c.h.cfg.AuthTimeout, func() {
-			_ = c.ws.Close(websocket.StatusCode(CloseUnauthorized), "no auth message within "+c.h.cfg.AuthTimeout.String())
+			c.h.guard.Run("auth timer", func() {
+				c.sock.Close(websocket.StatusCode(CloseUnauthorized), "no auth message within "+c.h.cfg.AuthTimeout.String())
+			}, nil)
 		})
 		typ, data, err := c.ws.Read(c.ctx)
 		stopped := timer.Stop()
@@ -188,52 +244,4 @@ func (h *Hub) clientMessage(op string) {
 	if h.m != nil {
 		h.m.ClientMessages.WithLabelValues(op).Inc()
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-// smallReadBuffer hands coder/websocket a 512-byte read buffer on hijack
-// instead of net/http's 4 KiB one, which every connection would keep for
-// its whole life: client frames are small, and a larger one is read
-// straight from the socket past the buffer. Bytes net/http had already
-// buffered are replayed first.
-// It also keeps the socket, for write deadlines (see conn.write).
-type smallReadBuffer struct {
-	http.ResponseWriter
-	nc net.Conn
-}
-
-func (w *smallReadBuffer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	w.nc = nc
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		nc = &prefixConn{Conn: nc, pending: bytes.Clone(b)}
-	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, 512), brw.Writer), nil
-}
-
-// prefixConn reads pending before the connection itself.
-type prefixConn struct {
-	net.Conn
-	pending []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }

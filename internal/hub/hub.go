@@ -16,6 +16,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // TokenVerifier checks a client token; *auth.Verifier implements it.
@@ -97,6 +98,7 @@ type Hub struct {
 	nodeID string
 	nextID atomic.Uint64
 	shards [numShards]shard
+	guard  wsconn.Guard
 
 	mu       sync.Mutex // guards conns and draining
 	conns    map[*conn]struct{}
@@ -118,7 +120,8 @@ func New(cfg Config, bp backplane.Backplane) (*Hub, error) {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	h := &Hub{cfg: cfg, bp: bp, log: cfg.Logger, m: cfg.Metrics, nodeID: hex.EncodeToString(b[:]), conns: make(map[*conn]struct{})}
+	h := &Hub{cfg: cfg, bp: bp, log: cfg.Logger, m: cfg.Metrics, nodeID: hex.EncodeToString(b[:]), conns: make(map[*conn]struct{}),
+		guard: wsconn.Guard{Log: cfg.Logger, Metrics: cfg.Metrics, Transport: wsconn.TransportWS}}
 	for i := range h.shards {
 		h.shards[i].streams = make(map[backplane.Stream][]*subscription)
 	}
@@ -262,7 +265,7 @@ func (h *Hub) Drain(ctx context.Context, grace time.Duration) error {
 	case <-ctx.Done():
 		h.mu.Lock()
 		for c := range h.conns {
-			c.ws.CloseNow()
+			c.sock.Cut()
 		}
 		h.mu.Unlock()
 		<-done

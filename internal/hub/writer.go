@@ -2,9 +2,12 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // maxFrameEvents bounds how many bytes of events go into one frame, so one
@@ -14,35 +17,38 @@ const maxFrameBytes = 256 << 10
 
 // writeLoop owns every write to the socket. It wakes when the queue or the
 // close state changes, takes the whole queue at once and writes it, then
-// closes the socket when a close was requested.
+// closes the socket when a close was requested. A client that reads
+// nothing for WriteTimeout, or answers no ping in that time, is closed with
+// 4008; the close frame always fits in the send buffer (wsconn.Socket).
+// It runs under the hub's recover boundary (serve).
 func (c *conn) writeLoop() {
-	defer c.writer.Done()
-	defer c.cancel()
 	ping := time.NewTicker(c.h.cfg.PingInterval)
 	defer ping.Stop()
 	for {
+		var err error
 		select {
 		case <-c.wake:
 		case <-ping.C:
 			ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.WriteTimeout)
 			err := c.ws.Ping(ctx)
 			cancel()
-			if err != nil {
-				c.log.Debug("ping failed", "err", err)
-				c.ws.CloseNow()
+			if err == nil {
+				continue
+			}
+			if c.ctx.Err() != nil {
 				return
 			}
-			continue
+			c.log.Debug("ping failed", "err", err)
+			c.stalled("no pong within " + c.h.cfg.WriteTimeout.String())
 		case <-c.ctx.Done():
 			return
 		}
 		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.queued = c.spare[:0], 0
-		code, reason, flush := c.closeCode, c.closeReason, c.closeFlush
+		code, flush := c.closeCode, c.closeFlush
 		c.mu.Unlock()
 
-		var err error
 		if code == 0 || flush {
 			err = c.writeBatch(batch)
 		}
@@ -56,16 +62,25 @@ func (c *conn) writeLoop() {
 				c.signal()
 			}
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, wsconn.ErrAborted), errors.Is(err, wsconn.ErrStalled):
+			if errors.Is(err, wsconn.ErrStalled) {
+				c.stalled("read nothing for " + c.h.cfg.WriteTimeout.String())
+			}
+			c.mu.Lock()
+			code = c.closeCode
+			c.mu.Unlock()
+		default:
 			c.log.Debug("write failed", "err", err)
-			c.ws.CloseNow()
+			c.sock.Cut()
 			return
 		}
 		if code != 0 {
-			if m := c.h.m; m != nil {
-				m.Disconnects.WithLabelValues(itoa(int(code))).Inc()
-			}
-			_ = c.ws.Close(websocket.StatusCode(code), reason)
+			c.mu.Lock()
+			code, reason := c.closeCode, c.closeReason
+			c.mu.Unlock()
+			c.sock.Close(websocket.StatusCode(code), reason)
 			return
 		}
 	}
@@ -151,24 +166,7 @@ func (c *conn) delivered(n int, published []time.Time) {
 	}
 }
 
-// write bounds the write with a deadline on the socket rather than a
-// context: with a context coder/websocket registers and removes a
-// context.AfterFunc per write, which with WithTimeout cost about a tenth of
-// the gateway's CPU in the fan-out profile (BENCHMARKS.md). Only the writer
-// goroutine writes frames, so it owns the deadline, and clears it after
-// the write so that pings, pongs and the close handshake, which coder/websocket
-// bounds with their own contexts, never meet a stale one; a close
-// (CloseNow) still interrupts a blocked write.
+// write writes one frame; only the writer calls it.
 func (c *conn) write(frame []byte) error {
-	if c.nc == nil { // not from ServeHTTP (tests)
-		ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.WriteTimeout)
-		defer cancel()
-		return c.ws.Write(ctx, websocket.MessageText, frame)
-	}
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	err := c.ws.Write(context.Background(), websocket.MessageText, frame)
-	_ = c.nc.SetWriteDeadline(time.Time{})
-	return err
+	return c.sock.Write(frame, c.abort)
 }

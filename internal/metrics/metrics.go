@@ -39,6 +39,7 @@ type Metrics struct {
 	WebhookLatency       prometheus.Histogram
 	HistoryBytesInFlight prometheus.Gauge
 	HistoryReads         *prometheus.CounterVec
+	Panics               *prometheus.CounterVec
 
 	// Capture: change capture from PostgreSQL (capture.go).
 	Capture CaptureMetrics
@@ -89,7 +90,7 @@ func New() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008 because their queue overflowed.",
+			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008: their queue overflowed, or they read nothing for the write timeout.",
 		}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_auth_failures_total", Help: "Refused client tokens and publish keys, by reason.",
@@ -113,7 +114,7 @@ func New() *Metrics {
 			Name: "syncgate_backplane_stalls_total", Help: "Probe messages that did not come back through pub/sub in time.",
 		}),
 		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "syncgate_disconnects_total", Help: "Connections closed by the server, by close code.",
+			Name: "syncgate_disconnects_total", Help: "Client connections ended, once each, by the close code the server sent (1006: cut without a close frame; peer: the client closed or went away first).",
 		}, []string{"code"}),
 		WebhookCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_auth_webhook_calls_total",
@@ -129,13 +130,16 @@ func New() *Metrics {
 		HistoryReads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_history_reads_total", Help: "History pages served to resuming clients: read from the backplane, or shared with another resumer's read.",
 		}, []string{"kind"}),
+		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_panics_total", Help: "Panics recovered in connection goroutines (each closed its connection with 1011), by transport.",
+		}, []string{"transport"}),
 	}
 	r.MustRegister(
 		m.Connections, m.Subscriptions, m.EventsPublished, m.EventsDelivered, m.EventsDropped,
 		m.BatchSize, m.DeliveryLatency, m.SlowConsumers, m.AuthFailures, m.ClientMessages,
 		m.PublishRequests, m.BackplaneUp, m.BackplaneReconnects, m.BackplanePublishErrs,
 		m.BackplaneStalls, m.Disconnects, m.WebhookCalls, m.WebhookLatency,
-		m.HistoryBytesInFlight, m.HistoryReads,
+		m.HistoryBytesInFlight, m.HistoryReads, m.Panics,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -144,6 +148,9 @@ func New() *Metrics {
 	// see a zero before the first increment.
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
 		m.EventsDropped.WithLabelValues(r)
+	}
+	for _, t := range []string{"ws", "socketio"} {
+		m.Panics.WithLabelValues(t)
 	}
 	for _, k := range []string{HistoryRead, HistoryShared} {
 		m.HistoryReads.WithLabelValues(k)

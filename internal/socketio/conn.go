@@ -15,6 +15,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // closeCode is a WebSocket close status; the same values as /v1/ws.
@@ -28,6 +29,7 @@ const (
 	closeProtocolError  closeCode = 4400 // not Engine.IO / Socket.IO
 	closeServiceRestart closeCode = 1012 // draining, or a stream lost events
 	closeTryAgainLater  closeCode = 1013 // node full
+	closeInternalError  closeCode = 1011 // a panic in the connection's goroutines
 )
 
 // Error codes of failed acks and `error` events, as in /v1/ws.
@@ -95,18 +97,21 @@ type item struct {
 type conn struct {
 	s        *Server
 	sid      string
-	ws       *websocket.Conn
+	sock     *wsconn.Socket
+	ws       *websocket.Conn // sock.WS
 	log      *slog.Logger
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wake     chan struct{} // capacity 1
+	abort    chan struct{} // closed by a close that drops the queue: the writer stops waiting for room
 	writer   sync.WaitGroup
 	token    string // from the upgrade request, used when CONNECT has none
 	lastPong atomic.Int64
 	joined   atomic.Bool // a Socket.IO CONNECT succeeded
 
 	// Reader-owned.
-	skipBinary int
+	skipBinary      int
+	connectFailures int
 
 	mu          sync.Mutex
 	claims      *auth.Claims
@@ -116,10 +121,14 @@ type conn struct {
 	closeCode   closeCode
 	closeReason string
 	closeFlush  bool
+	aborted     bool // abort is closed
 	expiry      *time.Timer
-	replaying   []*subscription // subscriptions whose history the writer is pulling
-	pendingSize int             // bytes in every subscription's pending buffer
-	replaySize  int             // bytes in every subscription's replay
+	authTimer   *time.Timer
+	// writerStarted says the writer runs and so sends the close.
+	writerStarted bool
+	replaying     []*subscription // subscriptions whose history the writer is pulling
+	pendingSize   int             // bytes in every subscription's pending buffer
+	replaySize    int             // bytes in every subscription's replay
 
 	// Writer-owned.
 	spare   []item
@@ -154,7 +163,7 @@ func (c *conn) deliver(sub *subscription, m *message) {
 	if sub.state == subReplaying {
 		size := len(m.data[kindIndex(sub.key.kind)]) + itemOverhead
 		if len(sub.pending) >= c.s.cfg.MaxPendingEvents || c.queued+c.pendingSize+size > c.s.cfg.MaxQueueBytes {
-			c.failSlowLocked()
+			c.failSlowLocked("pending events during replay over the bound")
 		} else {
 			sub.pending = append(sub.pending, m)
 			sub.pendingBytes += size
@@ -194,7 +203,7 @@ func (c *conn) queueLocked(it item, size int) bool {
 		return false
 	}
 	if c.queued+size > c.s.cfg.MaxQueueBytes {
-		c.failSlowLocked()
+		c.failSlowLocked("queue over " + strconv.Itoa(c.s.cfg.MaxQueueBytes) + " bytes")
 		return false
 	}
 	c.queue = append(c.queue, it)
@@ -202,7 +211,7 @@ func (c *conn) queueLocked(it item, size int) bool {
 	return true
 }
 
-func (c *conn) failSlowLocked() {
+func (c *conn) failSlowLocked(why string) {
 	if c.closeCode != 0 {
 		return
 	}
@@ -214,18 +223,32 @@ func (c *conn) failSlowLocked() {
 	}
 	clear(c.queue)
 	c.queue, c.queued = c.queue[:0], 0
-	c.closeCode, c.closeReason, c.closeFlush = closeSlowConsumer, "slow consumer", false
+	c.closeLocked(closeSlowConsumer, "slow consumer: "+why, false)
 	if m := c.s.m; m != nil {
 		m.SlowConsumers.Inc()
 		m.EventsDropped.WithLabelValues(metrics.DropSlowClient).Add(float64(n))
 	}
-	c.log.Warn("closing slow consumer", "code", int(closeSlowConsumer), "dropped_events", n)
-	c.signal()
+	c.log.Warn("closing slow consumer", "code", int(closeSlowConsumer), "why", why, "dropped_events", n)
 }
 
+// stalled closes with 4008 a connection whose client read nothing for the
+// write timeout (or did not answer a ping in time), unless a close is
+// already decided.
+func (c *conn) stalled(why string) {
+	c.mu.Lock()
+	c.failSlowLocked(why)
+	c.mu.Unlock()
+}
+
+// closeLocked records the close unless one is decided; a close that drops
+// the queue also stops the writer waiting for room. c.mu held.
 func (c *conn) closeLocked(code closeCode, reason string, flush bool) {
 	if c.closeCode == 0 {
 		c.closeCode, c.closeReason, c.closeFlush = code, reason, flush
+		if !flush && !c.aborted && c.abort != nil {
+			c.aborted = true
+			close(c.abort)
+		}
 	}
 	c.signal()
 }

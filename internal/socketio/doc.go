@@ -27,8 +27,13 @@
 //   - Each connection has two goroutines: the reader (the HTTP handler) and
 //     one writer that owns every socket write, the Engine.IO heartbeat and
 //     the recovery state it appends to each event.
-//   - A connection whose queue exceeds Config.MaxQueueBytes is closed with
-//     4008; the client reconnects and recovers. Nothing is skipped silently.
+//   - A connection whose queue exceeds Config.MaxQueueBytes, or whose client
+//     reads nothing for WriteTimeout, is closed with 4008; the client
+//     reconnects and recovers. Nothing is skipped silently, and the close
+//     frame always reaches the client (wsconn.Socket.Write).
+//   - Every connection goroutine runs under the recover boundary
+//     wsconn.Guard (close 1011, deferred teardown); after 3 failed CONNECTs
+//     a connection is closed with 4001.
 //   - Recovery replay is pulled by the writer a chunk at a time (up to half
 //     the queue bound) as the client reads it, so a client that missed more
 //     than the bound catches up instead of being cut again; the reader goes

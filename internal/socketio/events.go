@@ -85,7 +85,7 @@ func projectArg(arg json.RawMessage) (string, error) {
 	} else if err := json.Unmarshal(arg, &project); err != nil {
 		return "", fmt.Errorf("the argument is a project id or {projectId}")
 	}
-	if err := syncgate.ValidateProject(project); err != nil {
+	if err := syncgate.ValidateSubscription(project, syncgate.AllCollections); err != nil {
 		return "", err
 	}
 	return project, nil

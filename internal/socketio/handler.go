@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/edge"
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // Engine.IO's HTTP error answers, which clients report as connect_error.
@@ -63,57 +65,105 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = q.Get("token")
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	sock, err := wsconn.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
-	})
+	}, wsconn.Config{StallLimit: s.cfg.WriteTimeout, Metrics: s.m})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	ws.SetReadLimit(s.cfg.MaxMessageBytes)
+	sock.WS.SetReadLimit(s.cfg.MaxMessageBytes)
 	ctx, cancel := context.WithCancel(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSocketIO))
-	defer cancel()
 	c := &conn{
 		s:       s,
 		sid:     randomID(),
-		ws:      ws,
+		sock:    sock,
+		ws:      sock.WS,
 		ctx:     ctx,
 		cancel:  cancel,
 		wake:    make(chan struct{}, 1),
+		abort:   make(chan struct{}),
 		token:   token,
 		subs:    make(map[subKey]*subscription),
 		written: make(map[subKey]backplane.Offset),
 	}
 	c.log = s.log.With("conn", c.sid)
 	if code := s.register(c); code != 0 {
-		_ = ws.Close(websocket.StatusCode(code), "node full or draining, try another")
+		cancel()
+		sock.Close(websocket.StatusCode(code), "node full or draining, try another")
+		sock.Finish()
 		return
 	}
+	// Whatever ends the connection, a panic included, teardown releases
+	// its subscriptions, timers and socket.
 	defer s.unregister(c)
+	defer c.teardown()
+	s.guard.Run("reader", c.serve, c.fatal)
+}
 
-	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
-		if !c.joined.Load() {
-			c.requestClose(closeUnauthorized, "no Socket.IO CONNECT within "+s.cfg.AuthTimeout.String(), true)
-		}
+// serve runs the connection: the writer, the Engine.IO handshake, then the
+// reader until the connection ends.
+func (c *conn) serve() {
+	s := c.s
+	c.mu.Lock()
+	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
+		s.guard.Run("auth timer", func() {
+			if !c.joined.Load() {
+				c.requestClose(closeUnauthorized, "no Socket.IO CONNECT within "+s.cfg.AuthTimeout.String(), true)
+			}
+		}, c.fatal)
 	})
+	c.writerStarted = true
+	c.mu.Unlock()
 	c.lastPong.Store(time.Now().UnixNano())
 	c.writer.Add(1)
-	go c.writeLoop()
+	go func() {
+		defer c.writer.Done()
+		defer c.cancel()
+		s.guard.Run("writer", c.writeLoop, c.writerPanicked)
+	}()
 	c.send(encodeOpen(c.sid, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), s.cfg.MaxMessageBytes))
-
 	c.readLoop()
+}
 
-	authTimer.Stop()
+// teardown runs when the reader ends, however it ends: a close the writer
+// is making is let finish (bounded by the stall limit and the close
+// handshake's timeouts), then every subscription ends and the socket is
+// released and counted.
+func (c *conn) teardown() {
 	c.mu.Lock()
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
+	code, reason, started := c.closeCode, c.closeReason, c.writerStarted
 	c.mu.Unlock()
-	c.cancel()
+	if code == 0 || !started {
+		c.cancel()
+	}
 	c.writer.Wait()
+	c.cancel()
 	c.endAll()
-	ws.CloseNow()
+	if code != 0 && !started {
+		c.sock.Close(websocket.StatusCode(code), reason)
+	}
+	c.sock.Finish()
+}
+
+// fatal closes c with 1011 after a panic in one of its goroutines other
+// than the writer; the writer sends the close.
+func (c *conn) fatal() {
+	c.requestClose(closeInternalError, "internal error", false)
+}
+
+// writerPanicked closes c with 1011 from the writer goroutine, whose loop
+// is gone; the reader then ends and teardown runs.
+func (c *conn) writerPanicked() {
+	c.requestClose(closeInternalError, "internal error", false)
+	c.sock.Close(websocket.StatusCode(closeInternalError), "internal error")
 }
 
 // readLoop reads Engine.IO packets until the connection ends.
@@ -203,8 +253,8 @@ func (c *conn) onPacket(b []byte) bool {
 	}
 	switch p.Type {
 	case sioConnect:
-		if !c.joined.Load() {
-			c.connect(p)
+		if !c.joined.Load() && !c.connect(p) {
+			return false
 		}
 	case sioDisconnect:
 		c.s.clientMessage("disconnect")
@@ -228,23 +278,91 @@ type connectAuth struct {
 	Offset string `json:"offset"`
 }
 
+// maxConnectFailures is how many failed Socket.IO CONNECTs (a bad auth
+// payload, no token, a refused token) one connection may make: the last is
+// answered with CONNECT_ERROR and then the connection is closed with 4001,
+// so a socket cannot make thousands of token verifications a second until
+// AuthTimeout. socket.io-client makes one CONNECT per connection, so an app
+// never meets the limit.
+const maxConnectFailures = 3
+
 // connect authenticates the socket, restores a recovered session when the
 // client asks for one, and answers CONNECT or CONNECT_ERROR. A failed CONNECT
-// leaves the connection open for another try until AuthTimeout.
-func (c *conn) connect(p packet) {
+// leaves the connection open for another try until AuthTimeout, at most
+// maxConnectFailures times; false means the connection is closing.
+func (c *conn) connect(p packet) bool {
 	c.s.clientMessage("connect")
+	a, token, err := c.connectToken(p)
+	var claims *auth.Claims
+	if err == nil {
+		claims, err = c.s.cfg.Verifier.Verify(c.ctx, token)
+		if err != nil {
+			c.s.authFailed(err)
+			c.log.Info("socket.io connect refused", "reason", auth.Reason(err), "err", err)
+			if code := auth.CloseCode(err); code != auth.CloseUnauthorized {
+				// Closing (not CONNECT_ERROR) makes socket.io-client
+				// reconnect: the webhook failed, the token may be good.
+				c.requestClose(closeCode(code), truncate(err.Error(), 120), false)
+				return false
+			}
+			err = &connectError{codeUnauthorized, truncate(err.Error(), 200)}
+		}
+	}
+	if err != nil {
+		var ce *connectError
+		errors.As(err, &ce)
+		c.send(encodeConnectError("/", ce.code, ce.msg))
+		c.connectFailures++
+		if c.connectFailures >= maxConnectFailures {
+			c.requestClose(closeUnauthorized, strconv.Itoa(maxConnectFailures)+" failed CONNECT attempts", true)
+			return false
+		}
+		return true
+	}
+	c.mu.Lock()
+	c.claims = claims
+	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
+		c.s.guard.Run("expiry timer", func() {
+			if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
+				c.requestClose(closeCode(code), reason, true)
+			}
+		}, c.fatal)
+	})
+	c.mu.Unlock()
+	c.joined.Store(true)
+	edge.Authenticated(c.ctx)
+
+	socketID := randomID()
+	if a.PID != "" && a.Offset != "" && len(a.PID) <= 64 {
+		state, err := decodeState(a.Offset, c.s.cfg.MaxSubscriptions)
+		if err == nil && c.recover(state, encodeConnect(socketID, a.PID)) {
+			c.log.Debug("socket.io session recovered", "user", claims.Subject, "subscriptions", len(state))
+			return true
+		}
+		c.log.Debug("socket.io session not recovered", "err", err)
+	}
+	c.send(encodeConnect(socketID, randomID()))
+	return true
+}
+
+// connectError is a refused CONNECT: the CONNECT_ERROR's code and message.
+type connectError struct{ code, msg string }
+
+func (e *connectError) Error() string { return e.msg }
+
+// connectToken reads the CONNECT payload and picks the token: auth.token,
+// else the upgrade request's.
+func (c *conn) connectToken(p packet) (connectAuth, string, error) {
 	var a connectAuth
 	if p.Data != nil {
 		var raw map[string]json.RawMessage
 		if err := json.Unmarshal(p.Data, &raw); err != nil {
-			c.send(encodeConnectError("/", codeBadRequest, "the auth payload must be an object"))
-			return
+			return a, "", &connectError{codeBadRequest, "the auth payload must be an object"}
 		}
 		for name, dst := range map[string]*string{"token": &a.Token, "pid": &a.PID, "offset": &a.Offset} {
 			if v, ok := raw[name]; ok && string(v) != "null" {
 				if err := json.Unmarshal(v, dst); err != nil {
-					c.send(encodeConnectError("/", codeBadRequest, "auth."+name+" must be a string"))
-					return
+					return a, "", &connectError{codeBadRequest, "auth." + name + " must be a string"}
 				}
 			}
 		}
@@ -256,42 +374,9 @@ func (c *conn) connect(p packet) {
 	if token == "" {
 		err := &auth.TokenError{Reason: auth.ReasonMissing, Err: errors.New("no token: pass auth: {token} to io()")}
 		c.s.authFailed(err)
-		c.send(encodeConnectError("/", codeUnauthorized, err.Error()))
-		return
+		return a, "", &connectError{codeUnauthorized, err.Error()}
 	}
-	claims, err := c.s.cfg.Verifier.Verify(c.ctx, token)
-	if err != nil {
-		c.s.authFailed(err)
-		c.log.Info("socket.io connect refused", "reason", auth.Reason(err), "err", err)
-		if code := auth.CloseCode(err); code != auth.CloseUnauthorized {
-			// Closing (not CONNECT_ERROR) makes socket.io-client reconnect.
-			c.requestClose(closeCode(code), truncate(err.Error(), 120), false)
-			return
-		}
-		c.send(encodeConnectError("/", codeUnauthorized, truncate(err.Error(), 200)))
-		return
-	}
-	c.mu.Lock()
-	c.claims = claims
-	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
-		if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
-			c.requestClose(closeCode(code), reason, true)
-		}
-	})
-	c.mu.Unlock()
-	c.joined.Store(true)
-	edge.Authenticated(c.ctx)
-
-	socketID := randomID()
-	if a.PID != "" && a.Offset != "" && len(a.PID) <= 64 {
-		state, err := decodeState(a.Offset, c.s.cfg.MaxSubscriptions)
-		if err == nil && c.recover(state, encodeConnect(socketID, a.PID)) {
-			c.log.Debug("socket.io session recovered", "user", claims.Subject, "subscriptions", len(state))
-			return
-		}
-		c.log.Debug("socket.io session not recovered", "err", err)
-	}
-	c.send(encodeConnect(socketID, randomID()))
+	return a, token, nil
 }
 
 func truncate(s string, n int) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // TokenVerifier checks a client token; *auth.Verifier implements it.
@@ -106,6 +107,7 @@ type Server struct {
 	log    *slog.Logger
 	m      *metrics.Metrics
 	shards [numShards]shard
+	guard  wsconn.Guard
 
 	mu       sync.Mutex // guards conns and draining
 	conns    map[*conn]struct{}
@@ -128,6 +130,7 @@ func New(cfg Config, bp backplane.Backplane) (*Server, error) {
 		cfg.History = backplane.NewHistoryReader(bp, backplane.HistoryReaderConfig{Metrics: cfg.Metrics})
 	}
 	s := &Server{cfg: cfg, bp: bp, log: cfg.Logger.With("endpoint", "socket.io"), m: cfg.Metrics, conns: make(map[*conn]struct{})}
+	s.guard = wsconn.Guard{Log: s.log, Metrics: cfg.Metrics, Transport: wsconn.TransportSocketIO}
 	for i := range s.shards {
 		s.shards[i].streams = make(map[backplane.Stream][]*subscription)
 	}
@@ -284,7 +287,7 @@ func (s *Server) Drain(ctx context.Context, grace time.Duration) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			c.ws.CloseNow()
+			c.sock.Cut()
 		}
 		s.mu.Unlock()
 		<-done

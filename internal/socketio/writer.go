@@ -1,21 +1,24 @@
 package socketio
 
 import (
-	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // writeLoop owns every write to the socket: Engine.IO pings, queued frames
 // and events, and the close. It takes the whole queue at once; each
 // Socket.IO packet is one WebSocket message (Engine.IO v4 does not batch
-// packets on WebSocket).
+// packets on WebSocket). A client that reads nothing for WriteTimeout, or
+// answers no ping within PingTimeout, is closed with 4008; the close frame
+// always fits in the send buffer (wsconn.Socket). It runs under the
+// server's recover boundary (serve).
 func (c *conn) writeLoop() {
-	defer c.writer.Done()
-	defer c.cancel()
 	ping := time.NewTicker(c.s.cfg.PingInterval)
 	defer ping.Stop()
 	pong := time.NewTimer(time.Hour)
@@ -24,6 +27,7 @@ func (c *conn) writeLoop() {
 	var pinged int64
 	awaiting := false // a ping is unanswered and the pong timer runs
 	for {
+		var err error
 		select {
 		case <-c.wake:
 		case <-ping.C:
@@ -31,32 +35,27 @@ func (c *conn) writeLoop() {
 				continue
 			}
 			pinged, awaiting = time.Now().UnixNano(), true
-			if err := c.write([]byte{eioPing}); err != nil {
-				c.log.Debug("ping failed", "err", err)
-				c.ws.CloseNow()
-				return
+			if err = c.write([]byte{eioPing}); err == nil {
+				pong.Reset(c.s.cfg.PingTimeout)
+				continue
 			}
-			pong.Reset(c.s.cfg.PingTimeout)
-			continue
 		case <-pong.C:
 			awaiting = false
-			if c.lastPong.Load() < pinged {
-				c.log.Debug("closing connection: no pong within the ping timeout")
-				c.ws.CloseNow()
-				return
+			if c.lastPong.Load() >= pinged {
+				continue
 			}
-			continue
+			c.log.Debug("closing connection: no pong within the ping timeout")
+			c.stalled("no pong within " + c.s.cfg.PingTimeout.String())
 		case <-c.ctx.Done():
 			return
 		}
 		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.queued = c.spare[:0], 0
-		code, reason, flush := c.closeCode, c.closeReason, c.closeFlush
+		code, flush := c.closeCode, c.closeFlush
 		c.mu.Unlock()
 
-		var err error
-		if code == 0 || flush {
+		if err == nil && (code == 0 || flush) {
 			for i := range batch {
 				if err = c.writeItem(&batch[i]); err != nil {
 					break
@@ -75,16 +74,25 @@ func (c *conn) writeLoop() {
 				c.signal()
 			}
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, wsconn.ErrAborted), errors.Is(err, wsconn.ErrStalled):
+			if errors.Is(err, wsconn.ErrStalled) {
+				c.stalled("read nothing for " + c.s.cfg.WriteTimeout.String())
+			}
+			c.mu.Lock()
+			code = c.closeCode
+			c.mu.Unlock()
+		default:
 			c.log.Debug("write failed", "err", err)
-			c.ws.CloseNow()
+			c.sock.Cut()
 			return
 		}
 		if code != 0 {
-			if m := c.s.m; m != nil {
-				m.Disconnects.WithLabelValues(itoa(int(code))).Inc()
-			}
-			_ = c.ws.Close(websocket.StatusCode(code), reason)
+			c.mu.Lock()
+			code, reason := c.closeCode, c.closeReason
+			c.mu.Unlock()
+			c.sock.Close(websocket.StatusCode(code), reason)
 			return
 		}
 	}
@@ -156,21 +164,7 @@ func (c *conn) appendState(b []byte) []byte {
 	return append(b, '"', ']')
 }
 
+// write writes one frame; only the writer calls it.
 func (c *conn) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
+	return c.sock.Write(frame, c.abort)
 }
