@@ -253,6 +253,8 @@ describe('React hooks', () => {
     await page.waitForFunction(() => document.getElementById('loading')?.textContent === 'false');
     const ops = () => page.evaluate(() => window.__sent.filter((m) => m.op === 'subscribe' || m.op === 'unsubscribe').map((m) => `${m.op} ${m.collection}`));
     await page.waitForFunction(() => window.__sent.some((m) => m.op === 'subscribe'));
+    // Live before publishing: events published before `subscribed` are not the subscription's.
+    await page.waitForFunction(() => window.__received.some((f) => f.op === 'subscribed' && f.collection === 'todos'));
     // useEvents, useAutoRefresh and useCollection in StrictMode: one gateway subscription.
     assert.deepEqual(await ops(), ['subscribe todos']);
 
@@ -287,13 +289,55 @@ describe('React hooks', () => {
     await page.waitForSelector('#unmounted');
     await page.waitForFunction(() => window.__sent.filter((m) => m.op === 'unsubscribe').length === 2);
     const before = await page.evaluate(() => window.__counters.events);
-    await publish(docEvent('app', 'archive', 'a1', {}, 'document:created'));
-    await page.waitForTimeout(300);
-    assert.equal(await page.evaluate(() => window.__counters.events), before);
     assert.deepEqual((await ops()).sort(), ['subscribe archive', 'subscribe todos', 'unsubscribe archive', 'unsubscribe todos']);
+    // No fixed wait for "nothing happened": a sentinel subscription on the
+    // same connection receives an event published after the one to the
+    // unmounted collection, so that one has had every chance to arrive.
+    await page.evaluate(() => (window.__seen = window.__sentinel('sentinel')));
+    await page.waitForFunction(() => window.__received.some((f) => f.op === 'subscribed' && f.collection === 'sentinel'));
+    await publish(docEvent('app', 'archive', 'a1', {}, 'document:created'));
+    await publish(docEvent('app', 'sentinel', 's1', {}, 'document:created'));
+    await page.waitForFunction(() => window.__seen.includes('s1'), null, { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.__counters.events), before, 'no handler of the unmounted hooks ran');
     c = await page.evaluate(() => window.__counters.handlerIdentities.size);
     assert.ok(c > 50, 'handlers really were new functions on each render');
     assert.deepEqual(errors, []);
     await page.close();
+  });
+
+  it('take the seed\'s arguments: null waits for a project id; useProjectEvents; useConnection disconnects and reconnects', async (t) => {
+    const page = await newPage(t);
+    const errors = watchErrors(page);
+    await page.goto(`${pagesBase}/react.html#gateway=${gw.base}&token=${token}&project=seed&projectFeed=1`);
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    await page.waitForFunction(() => window.__sent.some((m) => m.op === 'subscribe' && m.collection === 'todos'));
+    const subscribes = () => page.evaluate(() => window.__sent.filter((m) => m.op === 'subscribe').map((m) => `${m.project}/${m.collection}`));
+    assert.deepEqual(await subscribes(), ['seed/todos'], 'hooks with a null project or collection subscribe to nothing');
+    assert.equal(await page.getAttribute('#project-feed', 'data-loading'), 'false', 'a disabled useCollection is not loading');
+
+    // The project id arrives: useProjectEvents subscribes to seed/*.
+    await page.evaluate(() => window.__setProjectId('seed'));
+    await page.waitForFunction(() => window.__received.some((f) => f.op === 'subscribed' && f.collection === '*'));
+    await publish([docEvent('seed', 'orders', 'o1', {}, 'insert'), docEvent('seed', 'notes', 'n1', {}, 'document:created')]);
+    await page.waitForFunction(() => window.__counters.projectEvents.length >= 2, null, { timeout: 10_000 });
+    assert.deepEqual(await page.evaluate(() => window.__counters.projectEvents), ['orders/o1', 'notes/n1']);
+
+    // useConnection: the connection id, then disconnect() and reconnect().
+    const firstId = await page.textContent('#conn-id');
+    assert.equal(firstId, await page.evaluate(() => window.__client.status.connection));
+    assert.ok(firstId.length > 0, 'the connection id is shown');
+    assert.equal(await page.textContent('#attempt'), '0');
+    await page.evaluate(() => window.__disconnect());
+    await page.waitForSelector('#status[data-state="disconnected"]');
+    assert.equal(await page.textContent('#conn-id'), '');
+    assert.equal(await page.getAttribute('#status', 'data-offline'), 'false');
+    await publish(docEvent('seed', 'orders', 'o2', {}, 'insert')); // while disconnected
+    await page.evaluate(() => window.__reconnect());
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    await page.waitForFunction(() => window.__counters.projectEvents.length >= 3, null, { timeout: 10_000 });
+    assert.deepEqual(await page.evaluate(() => window.__counters.projectEvents), ['orders/o1', 'notes/n1', 'orders/o2'], 'resumed: the missed event, once');
+    const secondId = await page.textContent('#conn-id');
+    assert.ok(secondId.length > 0 && secondId !== firstId, `a new connection (${firstId} → ${secondId})`);
+    assert.deepEqual(errors, []);
   });
 });
