@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { startGateway, waitFor, docEvent, freePort } from '../support/gateway.mjs';
@@ -241,6 +242,91 @@ describe('IndexedDB cache', () => {
     assert.deepEqual(dedup.slice(-3), ['offline', 'reconnecting', 'open']);
     assert.equal((await page.evaluate(() => window.__state)).resets.length, 0);
     await page.close();
+  });
+});
+
+/**
+ * Installs the package as a user does today: `npm pack`, then a fresh app
+ * with React that installs the tarball, bundled by the app's own resolution
+ * (esbuild from the app's directory). Returns the esbuild metafile.
+ */
+async function installPackedApp() {
+  const app = mkdtempSync(join(tmpdir(), 'syncgate-app-'));
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', app], { cwd: PKG, encoding: 'utf8' }).trim().split('\n').at(-1);
+  const lock = JSON.parse(readFileSync(join(PKG, 'package-lock.json'), 'utf8'));
+  const version = (name) => lock.packages[`node_modules/${name}`].version;
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({
+      name: 'fresh-app',
+      private: true,
+      type: 'module',
+      dependencies: { '@syncgate/client': `file:./${packed}`, react: version('react'), 'react-dom': version('react-dom') },
+    }),
+  );
+  // The React versions of this package's lockfile are in npm's cache already.
+  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error'], { cwd: app, stdio: 'pipe' });
+  writeFileSync(
+    join(app, 'main.js'),
+    `import { createElement as h } from 'react';
+import { createRoot } from 'react-dom/client';
+import { createClient } from '@syncgate/client';
+import { SyncProvider, useConnection, useEvents } from '@syncgate/client/react';
+const p = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+const client = createClient({ url: p.gateway, token: p.token });
+window.__count = 0;
+function App() {
+  const c = useConnection();
+  useEvents('installed', 'items', {
+    onSubscribed: () => { window.__live = true; },
+    onEvents: (events) => { window.__count += events.length; document.getElementById('count').textContent = String(window.__count); },
+  });
+  return h('p', { id: 'status', 'data-state': c.state, 'data-connection': c.connectionId ?? '' }, c.state);
+}
+createRoot(document.getElementById('root')).render(h(SyncProvider, { client }, h(App)));
+`,
+  );
+  const result = await build({
+    absWorkingDir: app,
+    entryPoints: ['main.js'],
+    outfile: join(pagesDir, 'installed-app.js'),
+    bundle: true,
+    format: 'esm',
+    target: 'es2022',
+    metafile: true,
+    define: { 'process.env.NODE_ENV': '"development"' },
+    logLevel: 'warning',
+  });
+  writeFileSync(
+    join(pagesDir, 'installed.html'),
+    '<!doctype html><meta charset="utf-8"><title>installed</title><link rel="icon" href="data:,"><body><div id="root"></div><p id="count">0</p><script type="module" src="installed-app.js"></script>',
+  );
+  return { app, packed, metafile: result.metafile };
+}
+
+describe('installing the packed tarball', () => {
+  it('a fresh React app installs `npm pack`\'s tarball and renders a hook in Chromium', async (t) => {
+    const { app, packed, metafile } = await installPackedApp();
+    t.after(() => rmSync(app, { recursive: true, force: true }));
+    assert.match(packed, /^syncgate-client-.*\.tgz$/);
+    const installed = join(app, 'node_modules/@syncgate/client');
+    assert.ok(existsSync(join(installed, 'dist/react.js')), 'dist/ is in the tarball');
+    assert.ok(!existsSync(join(installed, 'node_modules')), 'the package brings no dependencies of its own');
+    // One React: every React module in the bundle is the app's.
+    const reacts = Object.keys(metafile.inputs).filter((f) => /node_modules\/react(-dom)?\//.test(f));
+    assert.ok(reacts.length > 0, 'React is bundled');
+    assert.deepEqual(reacts.filter((f) => !/^node_modules\/react(-dom)?\//.test(f)), [], 'no second copy of React');
+    assert.ok(Object.keys(metafile.inputs).some((f) => f.startsWith('node_modules/@syncgate/client/dist/')), 'the SDK came from the installed tarball');
+
+    const page = await newPage(t);
+    const errors = watchErrors(page);
+    await page.goto(`${pagesBase}/installed.html#gateway=${gw.base}&token=${token}`);
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    assert.ok((await page.getAttribute('#status', 'data-connection')).length > 0, 'useConnection shows the connection id');
+    await page.waitForFunction(() => window.__live === true, null, { timeout: 10_000 });
+    await publish(docEvent('installed', 'items', 'i1', {}, 'document:created'));
+    await page.waitForSelector('#count:text("1")', { timeout: 10_000 });
+    assert.deepEqual(errors, [], 'no "Invalid hook call" or any other error');
   });
 });
 
