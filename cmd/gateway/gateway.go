@@ -105,7 +105,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	if err != nil {
 		return nil, fmt.Errorf("listen on SYNCGATE_ADDR %q: %w", cfg.Addr, err)
 	}
-	g.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	g.srv = &http.Server{Handler: newOriginLog(cfg.AllowedOrigins, log).wrap(handler), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	g.serve(g.srv, g.ln)
 
 	if cfg.MetricsAddr != "" || cfg.Pprof {
@@ -155,7 +155,7 @@ func (g *gateway) wait(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-g.errc:
 	}
-	g.log.Info("draining", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
+	g.log.Info("draining (signal again to exit at once)", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
 	dctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()
 	drained := make(chan error, 2)
@@ -210,6 +210,7 @@ syncgate development node on http://%[1]s (in-memory backplane; generated secret
       -d '{"type":"document:created","project":"demo","collection":"todos","documentId":"t1","document":{"title":"Hello"}}'
 
   Set SYNCGATE_JWT_SECRET and SYNCGATE_PUBLISH_KEYS to run for real.
+  Ctrl-C drains for %[4]s (SYNCGATE_SHUTDOWN_GRACE); a second Ctrl-C exits at once.
 
-`, addr, token, key)
+`, addr, token, key, cfg.ShutdownGrace)
 }
