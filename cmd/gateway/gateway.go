@@ -86,7 +86,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	}
 	extra := map[string]http.Handler{}
 	if cfg.Dev {
-		for pattern, h := range devHandlers() {
+		for pattern, h := range devHandlers(g.bp, verifier) {
 			extra[pattern] = h
 		}
 	}

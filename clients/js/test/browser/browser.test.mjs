@@ -162,6 +162,32 @@ describe('demo page', () => {
     await page.close();
   });
 
+  it('shows what was published before it opened, then continues live with no gap and nothing twice', async (t) => {
+    // The first test published 4 demo events; these 2 come before this page exists.
+    await publish([
+      docEvent('demo', 'history', 'h1', { n: 1 }, 'document:created'),
+      { ...docEvent('demo', 'history', 'secret', { n: 0 }, 'document:created'), audience: { users: ['someone-else'] } },
+      docEvent('demo', 'history', 'h2', { n: 2 }, 'document:created'),
+    ]);
+    const page = await newPage(t);
+    const errors = watchErrors(page);
+    await page.goto(`${gw.base}/#token=${token}`);
+    await page.waitForFunction(() => document.getElementById('sub-info').textContent.includes('live on demo / *'), null, { timeout: 10_000 });
+    const rows = () => page.$$eval('#events li[data-type]', (lis) => lis.map((li) => `${li.dataset.history ? 'history' : 'live'} ${li.querySelector('.where').textContent}`).reverse());
+    const before = await rows();
+    assert.deepEqual(before.slice(-2), ['history history / h1', 'history history / h2'], 'the recent history, oldest first');
+    assert.equal(before.length, 6, `the 4 earlier demo events and these 2, not the other user's: ${before}`);
+    assert.ok(before.every((r) => r.startsWith('history')));
+    assert.match(await page.textContent('#history-count'), /6 from before this page opened/);
+    await page.waitForSelector('#documents tr[data-id="h2"]');
+
+    await publish(docEvent('demo', 'history', 'h3', { n: 3 }, 'document:created'));
+    await page.waitForFunction(() => document.getElementById('event-count').textContent === '7', null, { timeout: 10_000 });
+    const after = await rows();
+    assert.deepEqual(after, [...before, 'live history / h3'], 'live after the history, nothing twice');
+    assert.deepEqual(errors, []);
+  });
+
   it('asks for a token when the fragment has none', async (t) => {
     const page = await newPage(t);
     await page.goto(`${gw.base}/`);
