@@ -33,11 +33,14 @@ func newBackplane(ctx context.Context, cfg *config, log *slog.Logger, m *metrics
 	return bp, nil
 }
 
-// devHandlers are served only by a development node: the demo page at "/".
-func devHandlers() map[string]http.Handler {
+// devHandlers are served only by a development node: the demo page at "/"
+// and the recent history it shows at /demo/recent.
+func devHandlers(h demo.HistoryReader, v demo.TokenVerifier) map[string]http.Handler {
 	return map[string]http.Handler{
 		"/":  demo.Handler(),
 		"/*": demo.Handler(),
+		// What was published before the page opened.
+		"/demo/recent": demo.Recent(h, v),
 		// Browsers ask for it on every page; answer "none" instead of 404.
 		"/favicon.ico": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }),
 	}

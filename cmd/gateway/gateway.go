@@ -101,7 +101,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	}
 	extra := map[string]http.Handler{}
 	if cfg.Dev {
-		for pattern, h := range devHandlers() {
+		for pattern, h := range devHandlers(g.bp, verifier) {
 			extra[pattern] = h
 		}
 	}
@@ -134,7 +134,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 			Help: "Connections answered 503 at accept because SYNCGATE_MAX_UNAUTHENTICATED were pending.",
 		}, func() float64 { return float64(gate.Refused()) }),
 	)
-	g.srv = cfg.Edge.Server(handler, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	g.srv = cfg.Edge.Server(newOriginLog(cfg.AllowedOrigins, log).wrap(handler), slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	g.serve(g.srv, g.ln)
 
 	if cfg.MetricsAddr != "" || cfg.Pprof {
@@ -186,7 +186,7 @@ func (g *gateway) wait(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-g.errc:
 	}
-	g.log.Info("draining", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
+	g.log.Info("draining (signal again to exit at once)", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
 	dctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()
 	drained := make(chan error, 2)
@@ -247,6 +247,7 @@ syncgate development node on http://%[1]s (in-memory backplane; generated secret
 
   Set SYNCGATE_JWT_SECRET (or SYNCGATE_JWKS_URL, or SYNCGATE_AUTH_URL for a
   webhook) and SYNCGATE_PUBLISH_KEYS to run for real.
+  Ctrl-C drains for %[5]s (SYNCGATE_SHUTDOWN_GRACE); a second Ctrl-C exits at once.
 
-`, addr, token, key, cfg.JWTSecret)
+`, addr, token, key, cfg.JWTSecret, cfg.ShutdownGrace)
 }

@@ -16,12 +16,34 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
+// devShutdownGrace is a development node's drain time unless
+// SYNCGATE_SHUTDOWN_GRACE says otherwise: Ctrl-C on a laptop should not wait
+// the production default of 25 s.
+const devShutdownGrace = time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			// The first signal starts the drain. The signals take their
+			// default action again before it begins, so a second Ctrl-C
+			// exits at once.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			cancel()
+		case <-done:
+		}
+	}()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	close(done)
+	cancel()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
@@ -35,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg, err := loadConfig(args, getenv)
 	if err != nil {
 		return err
+	}
+	if cfg.Dev && getenv("SYNCGATE_SHUTDOWN_GRACE") == "" {
+		cfg.ShutdownGrace = devShutdownGrace
 	}
 	log := newLogger(cfg, stderr)
 	g, err := open(ctx, cfg, log)

@@ -120,6 +120,9 @@ func TestDevelopmentDefaults(t *testing.T) {
 			t.Errorf("the log contains the %s", name)
 		}
 	}
+	if !strings.Contains(logs, "grace=1s") {
+		t.Errorf("a development node drains with a short grace (1s): %s", logs)
+	}
 	if !strings.Contains(logs, "connection ready") {
 		t.Errorf("debug log has no connection line: %s", logs)
 	}

@@ -44,7 +44,8 @@ it is sent.
 
 Connection (flags win over the environment):
   --url URL --key KEY   a gateway's HTTP endpoint and publish key
-                        (env SYNCGATE_URL, SYNCGATE_PUBLISH_KEY)
+                        (env SYNCGATE_URL, SYNCGATE_PUBLISH_KEY, else the
+                        first key of the gateway's SYNCGATE_PUBLISH_KEYS)
   --redis URL           straight into Redis with the gateway's function
                         (redis://, rediss://, redis+cluster://; env
                         SYNCGATE_REDIS_URL, used when no gateway URL is set)
@@ -87,7 +88,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs := flag.NewFlagSet("publisher", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.URL, "url", "", "gateway base URL, e.g. http://localhost:8080 (env SYNCGATE_URL)")
-	fs.StringVar(&c.Key, "key", "", "publish key (env SYNCGATE_PUBLISH_KEY)")
+	fs.StringVar(&c.Key, "key", "", "publish key (env SYNCGATE_PUBLISH_KEY, else the first of SYNCGATE_PUBLISH_KEYS)")
 	fs.StringVar(&c.RedisURL, "redis", "", "publish straight into Redis at this URL (env SYNCGATE_REDIS_URL)")
 	fs.StringVar(&c.Project, "project", "", "project of the event (default for JSON lines)")
 	fs.StringVar(&c.Collection, "collection", "", "collection of the event (default for JSON lines)")
@@ -135,12 +136,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if c.URL != "" && c.Key == "" {
 		c.Key = getenv("SYNCGATE_PUBLISH_KEY")
 	}
+	if c.URL != "" && c.Key == "" {
+		// The gateway's own variable, so one environment serves both.
+		c.Key = firstKey(getenv("SYNCGATE_PUBLISH_KEYS"))
+	}
 	switch {
 	case c.URL == "" && c.RedisURL == "":
-		return nil, fmt.Errorf("%w: no destination: set --url and --key (or SYNCGATE_URL and SYNCGATE_PUBLISH_KEY), or --redis", errUsage)
+		return nil, fmt.Errorf("%w: no destination: set --url and --key (or SYNCGATE_URL and SYNCGATE_PUBLISH_KEY or SYNCGATE_PUBLISH_KEYS), or --redis", errUsage)
 	case c.URL != "":
 		if c.Key == "" {
-			return nil, fmt.Errorf("%w: --key (or SYNCGATE_PUBLISH_KEY) is required with a gateway URL", errUsage)
+			return nil, fmt.Errorf("%w: --key (or SYNCGATE_PUBLISH_KEY, or SYNCGATE_PUBLISH_KEYS) is required with a gateway URL", errUsage)
 		}
 		if err := (publisher.Config{URL: c.URL, Key: c.Key}).Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, strings.TrimPrefix(err.Error(), "publisher: Config.URL "))
@@ -183,4 +188,15 @@ func readDocument(flagName, v string, stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("--%s %s: %v", flagName, v, err)
 	}
 	return data, nil
+}
+
+// firstKey is the first non-empty key of a comma-separated list such as
+// SYNCGATE_PUBLISH_KEYS, or "".
+func firstKey(keys string) string {
+	for _, k := range strings.Split(keys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			return k
+		}
+	}
+	return ""
 }

@@ -74,6 +74,36 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestKeyFromGatewayVariable: the CLI reads the gateway's
+// SYNCGATE_PUBLISH_KEYS (its first key) when SYNCGATE_PUBLISH_KEY is unset,
+// so one environment serves both commands.
+func TestKeyFromGatewayVariable(t *testing.T) {
+	n, c := startNode(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		code int
+	}{
+		{"first of the plural", map[string]string{"SYNCGATE_URL": n.URL, "SYNCGATE_PUBLISH_KEYS": " ," + wstest.Key + ",other"}, 0},
+		{"singular wins", map[string]string{"SYNCGATE_URL": n.URL, "SYNCGATE_PUBLISH_KEY": wstest.Key, "SYNCGATE_PUBLISH_KEYS": "wrong"}, 0},
+		{"plural, wrong first key", map[string]string{"SYNCGATE_URL": n.URL, "SYNCGATE_PUBLISH_KEYS": "wrong," + wstest.Key}, -1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := cli(t, tt.env, "", "--project", "p1", "--collection", "rows", "--type", "insert", "--id", fmt.Sprint("k", i))
+			if tt.code == 0 && code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if tt.code != 0 && (code == 0 || !strings.Contains(stderr, "401")) {
+				t.Fatalf("exit %d, want a refusal (401): %s", code, stderr)
+			}
+			if tt.code == 0 {
+				c.Expect("events")
+			}
+		})
+	}
+}
+
 func TestOneEventFromFlags(t *testing.T) {
 	n, c := startNode(t)
 	doc := filepath.Join(t.TempDir(), "doc.json")

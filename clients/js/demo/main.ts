@@ -2,7 +2,7 @@
 // the token from the URL fragment (#token=…, never sent to any server), and
 // shows events and the cached documents live. Built from the SDK sources by
 // `npm run build:demo` into internal/demo/static.
-import { createClient, type SyncClient, type SyncEvent, type SyncStatus } from '../src/index.js';
+import { createClient, MemoryCache, type SyncClient, type SyncEvent, type SyncStatus } from '../src/index.js';
 
 const MAX_EVENTS = 200;
 
@@ -25,6 +25,8 @@ function tokenFromFragment(): string | null {
 }
 
 let client: SyncClient | null = null;
+let token = '';
+const cache = new MemoryCache();
 let stop: (() => void) | null = null;
 let eventCount = 0;
 const seenCollections = new Set<string>();
@@ -42,12 +44,14 @@ function renderStatus(s: SyncStatus): void {
   $('whoami').textContent = s.user ? `Connected as ${s.user}, token valid until ${s.expiresAt?.toLocaleString() ?? '?'}.` : '';
 }
 
-function addEventRow(ev: SyncEvent): void {
-  const li = el('li');
+function addEventRow(ev: SyncEvent, fromHistory = false): void {
+  const li = el('li', fromHistory ? 'history' : undefined);
   li.dataset['offset'] = ev.offset;
   li.dataset['type'] = ev.type;
+  if (fromHistory) li.dataset['history'] = 'true';
+  const when = fromHistory && ev.timestamp ? new Date(ev.timestamp) : new Date();
   li.append(
-    el('span', 'time', new Date().toLocaleTimeString()),
+    el('span', 'time', when.toLocaleTimeString()),
     el('span', 'type', ev.type),
     el('span', 'where', `${ev.collection}${ev.documentId !== undefined ? ' / ' + ev.documentId : ''}`),
   );
@@ -91,17 +95,58 @@ async function renderDocuments(): Promise<void> {
   $('doc-count').textContent = String(total);
 }
 
+/**
+ * Shows what was published before the page opened: the development node's
+ * /demo/recent answers the stream's newest events and its head, and the
+ * subscription then resumes from that head (through the cache's stored
+ * offset), so nothing is missed or shown twice between the two.
+ */
+async function loadRecent(project: string, collection: string): Promise<void> {
+  if ((await cache.getOffset(project, collection)) !== undefined) return; // seen before: the subscription resumes
+  let body: { events: SyncEvent[]; offset: string; complete: boolean };
+  try {
+    const q = new URLSearchParams({ project, collection });
+    const res = await fetch(`/demo/recent?${q}`, { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) return;
+    body = (await res.json()) as typeof body;
+  } catch {
+    return; // not a development node, or offline: live events only
+  }
+  if (typeof body.offset !== 'string' || !Array.isArray(body.events)) return;
+  if (body.events.length > 0) await cache.apply(project, collection, body.events, body.offset);
+  else await cache.setOffset(project, collection, body.offset);
+  if (!body.complete) addNote('Older events are no longer in history; showing the newest.');
+  for (const ev of body.events) {
+    addEventRow(ev, true);
+    seenCollections.add(ev.collection);
+  }
+  eventCount += body.events.length;
+  $('event-count').textContent = String(eventCount);
+  $('history-count').textContent = body.events.length > 0 ? `${body.events.length} from before this page opened` : '';
+}
+
 function subscribe(project: string, collection: string): void {
   if (!client) return;
   stop?.();
+  stop = null;
   current = { project, collection };
   seenCollections.clear();
   if (collection !== '*') seenCollections.add(collection);
   $('events').replaceChildren();
   eventCount = 0;
   $('event-count').textContent = '0';
-  void renderDocuments();
+  $('history-count').textContent = '';
   $('sub-info').textContent = `subscribing to ${project} / ${collection} …`;
+  const want = current;
+  void loadRecent(project, collection).then(() => {
+    if (current !== want || !client) return; // another subscription was asked for meanwhile
+    void renderDocuments();
+    live(project, collection);
+  });
+}
+
+function live(project: string, collection: string): void {
+  if (!client) return;
   stop = client.subscribe(project, collection, {
     onSubscribed: (info) => {
       $('sub-info').textContent = `live on ${info.project} / ${info.collection}`;
@@ -125,9 +170,10 @@ function subscribe(project: string, collection: string): void {
   });
 }
 
-function start(token: string): void {
+function start(t: string): void {
+  token = t;
   $('no-token').hidden = true;
-  client = createClient({ url: location.origin, token, cache: 'memory' });
+  client = createClient({ url: location.origin, token, cache });
   client.onStatus(renderStatus);
   renderStatus(client.status);
   setInterval(() => client && renderStatus(client.status), 500);
@@ -147,15 +193,15 @@ $('sub-form').addEventListener('submit', (e) => {
 
 $('token-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  const token = ($('token-input') as HTMLInputElement).value.trim();
-  if (!token) return;
-  history.replaceState(null, '', `#token=${encodeURIComponent(token)}`);
-  start(token);
+  const t = ($('token-input') as HTMLInputElement).value.trim();
+  if (!t) return;
+  history.replaceState(null, '', `#token=${encodeURIComponent(t)}`);
+  start(t);
 });
 
-const token = tokenFromFragment();
-if (token) {
-  start(token);
+const fromFragment = tokenFromFragment();
+if (fromFragment) {
+  start(fromFragment);
 } else {
   $('no-token').hidden = false;
   $('status').dataset['state'] = 'closed';

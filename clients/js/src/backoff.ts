@@ -15,6 +15,12 @@ export interface BackoffOptions {
    * 4008 (slow consumer) and 4009 (token expired), in ms. Default 1000.
    */
   restartJitterMs?: number;
+  /**
+   * Reconnect tries after a lost or failed connection before the client
+   * gives up with state `failed` (Socket.IO's `reconnectionAttempts`);
+   * `reconnect()` starts over. Default Infinity; 0 never reconnects.
+   */
+  maxAttempts?: number;
 }
 
 export const DEFAULT_BASE_DELAY_MS = 500;

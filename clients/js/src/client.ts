@@ -16,13 +16,16 @@ import {
 import { MemoryCache, type CacheStore } from './cache.js';
 import { IndexedDBCache } from './indexeddb.js';
 import {
+  CLEAR_TYPES,
   DELETE_TYPES,
   SUBPROTOCOL,
   SyncError,
   UPSERT_TYPES,
+  offlineOf,
   validateNames,
   type BatchInfo,
   type CachedDocument,
+  type CollectionHandlers,
   type ConnectionState,
   type SubscribeHandlers,
   type SyncEvent,
@@ -46,11 +49,13 @@ export interface ClientOptions {
    * token in hand is near its expiry; otherwise reconnects reuse the token.
    */
   getToken?: () => string | Promise<string>;
+  /** The project of `subscribe(collection, handlers)`. Default: none (then that form throws). */
+  project?: string;
   /** Local document cache. Default: none (then `collection()` throws). */
   cache?: 'indexeddb' | 'memory' | CacheStore;
   /** IndexedDB database name for `cache: 'indexeddb'`. Default "syncgate". */
   cacheName?: string;
-  /** Reconnect timing. Defaults: base 500 ms, max 30 s, restart jitter 1 s. */
+  /** Reconnect timing and limit. Defaults: base 500 ms, max 30 s, restart jitter 1 s, no limit on attempts. */
   reconnect?: BackoffOptions;
   /** Refresh the token this long before `expiresAt` (at most half the remaining lifetime). Default 60000. */
   refreshMarginMs?: number;
@@ -96,10 +101,24 @@ export interface SyncClient {
    * Returns the unsubscribe function.
    */
   subscribe<TDocument = unknown>(project: string, collection: string, handlers: SubscribeHandlers<TDocument>): () => void;
+  /**
+   * Subscribes to `collection` of the client's default `project` with
+   * document-level handlers: `onUpdate(documents)`, `onDelete(ids)`.
+   * Returns the unsubscribe function.
+   */
+  subscribe<TDocument = unknown>(collection: string, handlers: CollectionHandlers<TDocument>): () => void;
   /** The cached documents of one collection (requires the `cache` option). */
   collection<TDocument = unknown>(project: string, collection: string): CollectionView<TDocument>;
-  /** Connects now if the client waits for a reconnect (e.g. a "retry now" button). */
+  /**
+   * Connects now: skips a pending reconnect wait (a "retry now" button),
+   * and starts over after `disconnect()` or in state `failed`.
+   */
   reconnect(): void;
+  /**
+   * Closes the connection but keeps every subscription and its resume
+   * point; state `disconnected` until `reconnect()`, which resumes them.
+   */
+  disconnect(): void;
   /** Closes the connection for good; status becomes `closed`. */
   close(): void;
 }
@@ -198,6 +217,8 @@ class Client implements SyncClient {
   #everReady = false;
   #closed = false;
   #online = true;
+  /** Not dialling until reconnect(): the app disconnected, or maxAttempts ran out. */
+  #stopped: 'disconnected' | 'failed' | null = null;
 
   readonly #subs = new Map<string, Subscription>();
   /** Keys with an unsubscribe in flight on the current socket; their next subscribe waits. */
@@ -255,6 +276,7 @@ class Client implements SyncClient {
       user: null,
       expiresAt: null,
       nextRetryAt: null,
+      offline: !this.#online,
     };
     if (this.#online) void this.#connect();
   }
@@ -274,6 +296,7 @@ class Client implements SyncClient {
 
   #setStatus(patch: Partial<SyncStatus>): void {
     const next = { ...this.#status, ...patch };
+    next.offline = offlineOf(next.state, next.attempt);
     const prev = this.#status;
     if (
       next.state === prev.state &&
@@ -319,7 +342,7 @@ class Client implements SyncClient {
   }
 
   async #connect(): Promise<void> {
-    if (this.#closed || !this.#online || this.#ws || this.#connecting) return;
+    if (this.#closed || this.#stopped || !this.#online || this.#ws || this.#connecting) return;
     this.#clearTimer('reconnect');
     this.#connecting = true;
     this.#setStatus({ state: this.#everReady ? 'reconnecting' : 'connecting', nextRetryAt: null });
@@ -333,7 +356,7 @@ class Client implements SyncClient {
       return;
     }
     this.#connecting = false;
-    if (this.#closed || !this.#online || this.#ws) return;
+    if (this.#closed || this.#stopped || !this.#online || this.#ws) return;
 
     const gen = ++this.#gen;
     let ws: WebSocketLike;
@@ -409,12 +432,20 @@ class Client implements SyncClient {
   }
 
   #scheduleReconnect(mode: 'backoff' | 'restart', error: SyncError): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#stopped) return;
     if (!this.#online) {
       this.#setStatus({ state: 'offline', lastError: error, nextRetryAt: null });
       return;
     }
     const attempt = this.#status.attempt + 1;
+    const maxAttempts = this.#opts.reconnect?.maxAttempts ?? Infinity;
+    if (attempt > maxAttempts) {
+      // Socket.IO's reconnect_failed: stop until the app says reconnect().
+      this.#stopped = 'failed';
+      this.#clearTimer('reconnect');
+      this.#setStatus({ state: 'failed', attempt, lastError: error, nextRetryAt: null });
+      return;
+    }
     const delay =
       mode === 'restart' && this.#flaps < 2
         ? restartDelay(this.#opts.reconnect, this.#random)
@@ -434,10 +465,27 @@ class Client implements SyncClient {
 
   reconnect(): void {
     if (this.#closed) return;
+    if (this.#stopped) {
+      this.#stopped = null;
+      // Start over: a fresh backoff and a fresh count of attempts.
+      this.#flaps = 0;
+      if (!this.#online) this.#setStatus({ state: 'offline', attempt: 0, nextRetryAt: null });
+      else this.#setStatus({ attempt: 0 });
+      void this.#connect();
+      return;
+    }
     if (this.#reconnectTimer) {
       this.#clearTimer('reconnect');
       void this.#connect();
     }
+  }
+
+  disconnect(): void {
+    if (this.#closed || this.#stopped === 'disconnected') return;
+    this.#stopped = 'disconnected';
+    this.#clearTimer('reconnect');
+    this.#drop(null, 'none');
+    this.#setStatus({ state: 'disconnected', attempt: 0, nextRetryAt: null });
   }
 
   close(): void {
@@ -462,6 +510,7 @@ class Client implements SyncClient {
   readonly #handleOffline = (): void => {
     if (this.#closed || !this.#online) return;
     this.#online = false;
+    if (this.#stopped) return; // stays disconnected / failed; reconnect() knows we are offline
     this.#clearTimer('reconnect');
     const wasConnected = this.#ws !== null;
     this.#drop(null, 'none');
@@ -789,7 +838,21 @@ class Client implements SyncClient {
 
   // ---- subscriptions ------------------------------------------------------
 
-  subscribe<TDocument = unknown>(project: string, collection: string, handlers: SubscribeHandlers<TDocument>): () => void {
+  subscribe<TDocument = unknown>(project: string, collection: string, handlers: SubscribeHandlers<TDocument>): () => void;
+  subscribe<TDocument = unknown>(collection: string, handlers: CollectionHandlers<TDocument>): () => void;
+  subscribe<TDocument = unknown>(
+    a: string,
+    b: string | CollectionHandlers<TDocument>,
+    c?: SubscribeHandlers<TDocument>,
+  ): () => void {
+    if (typeof b === 'string') return this.#subscribe(a, b, c ?? {});
+    const project = this.#opts.project;
+    if (project === undefined) throw new TypeError('syncgate: subscribe(collection, handlers) needs a default project: createClient({ project, … })');
+    if (!b || typeof b !== 'object') throw new TypeError('syncgate: subscribe(collection, handlers): handlers must be an object');
+    return this.#subscribe(project, a, fromCollectionHandlers(b));
+  }
+
+  #subscribe<TDocument = unknown>(project: string, collection: string, handlers: SubscribeHandlers<TDocument>): () => void {
     validateNames(project, collection);
     if (this.#closed) throw new Error('syncgate: subscribe on a closed client');
     const key = `${project}\u0000${collection}`;
@@ -909,6 +972,28 @@ class Client implements SyncClient {
       },
     };
   }
+}
+
+/** fromCollectionHandlers adapts document-level handlers to the event-level ones. */
+function fromCollectionHandlers<TDocument>(h: CollectionHandlers<TDocument>): SubscribeHandlers<TDocument> {
+  const out: SubscribeHandlers<TDocument> = {};
+  const { onUpdate, onDelete, onClear, onReset, onError } = h;
+  if (onUpdate) out.onUpdate = (events) => onUpdate(events.map((e) => e.document as TDocument), events);
+  if (onDelete) {
+    out.onDelete = (events) => {
+      const withId = events.filter((e) => typeof e.documentId === 'string');
+      if (withId.length > 0) onDelete(withId.map((e) => e.documentId as string), withId);
+    };
+  }
+  if (onClear) {
+    out.onEvents = (events) => {
+      const cleared = events.filter((e) => CLEAR_TYPES.has(e.type));
+      if (cleared.length > 0) onClear(cleared);
+    };
+  }
+  if (onReset) out.onReset = onReset;
+  if (onError) out.onError = onError;
+  return out;
 }
 
 /** createClient connects to a syncgate gateway and keeps the connection alive until `close()`. */

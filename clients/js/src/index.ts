@@ -19,6 +19,7 @@ export type {
   Audience,
   BatchInfo,
   CachedDocument,
+  CollectionHandlers,
   ConnectionState,
   ResetInfo,
   SubscribeHandlers,

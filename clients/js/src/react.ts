@@ -4,6 +4,9 @@
  * Every hook subscribes in an effect keyed by (client, project, collection)
  * only; handlers live in refs, so re-rendering with new inline callbacks never
  * unsubscribes and subscribes again. Unmounting removes every listener.
+ * A `null` (or undefined) project or collection disables a hook: it
+ * subscribes to nothing until both are names (say, once a route's project
+ * id is known).
  */
 import {
   createContext,
@@ -12,6 +15,7 @@ import {
   useContext,
   useEffect,
   useLayoutEffect,
+  useMemo,
   useRef,
   useState,
   useSyncExternalStore,
@@ -55,6 +59,42 @@ export function useSyncStatus(client?: SyncClient): SyncStatus {
   return useSyncExternalStore(subscribe, get, get);
 }
 
+/** What useConnection returns: the status, flattened, and the controls. */
+export interface ConnectionInfo extends SyncStatus {
+  /** The full status snapshot. */
+  status: SyncStatus;
+  /** `state === 'open'`. */
+  connected: boolean;
+  /** The gateway's id of the current connection (`ready.connection`), null when not open. */
+  connectionId: string | null;
+  /** Connect now (skips a wait; starts over after disconnect() or `failed`). */
+  reconnect: () => void;
+  /** Close the connection, keeping every subscription, until reconnect(). */
+  disconnect: () => void;
+}
+
+/**
+ * useConnection is the connection as a component needs it (Socket.IO apps'
+ * `useWebSocket`): state, `connected`, `offline` (true whenever the gateway
+ * cannot be reached), `connectionId`, `attempt`, `lastError`, and
+ * `reconnect()` / `disconnect()`.
+ */
+export function useConnection(client?: SyncClient): ConnectionInfo {
+  const c = useSyncClient(client);
+  const status = useSyncStatus(c);
+  return useMemo(
+    () => ({
+      ...status,
+      status,
+      connected: status.state === 'open',
+      connectionId: status.state === 'open' ? status.connection : null,
+      reconnect: () => c.reconnect(),
+      disconnect: () => c.disconnect(),
+    }),
+    [c, status],
+  );
+}
+
 /** A handler for useEvents: one call per frame, or a set of callbacks. */
 export type EventsHandler<TDocument = unknown> =
   | ((events: SyncEvent<TDocument>[], info: BatchInfo) => void)
@@ -66,14 +106,15 @@ export type EventsHandler<TDocument = unknown> =
  * project or collection does.
  */
 export function useEvents<TDocument = unknown>(
-  project: string,
-  collection: string,
+  project: string | null | undefined,
+  collection: string | null | undefined,
   handler: EventsHandler<TDocument>,
   options: { client?: SyncClient } = {},
 ): void {
   const client = useSyncClient(options.client);
   const latest = useLatest(handler);
   useEffect(() => {
+    if (project == null || collection == null) return undefined;
     const h = (): SubscribeHandlers<TDocument> => {
       const cur = latest.current;
       return typeof cur === 'function' ? { onEvents: cur } : cur;
@@ -87,6 +128,19 @@ export function useEvents<TDocument = unknown>(
       onSubscribed: (info) => h().onSubscribed?.(info),
     });
   }, [client, project, collection, latest]);
+}
+
+/**
+ * useProjectEvents calls `handler` with the events of every collection of
+ * `project` (the `*` subscription); each event carries its `collection`.
+ * A null project disables it.
+ */
+export function useProjectEvents<TDocument = unknown>(
+  project: string | null | undefined,
+  handler: EventsHandler<TDocument>,
+  options: { client?: SyncClient } = {},
+): void {
+  useEvents<TDocument>(project, project == null ? null : '*', handler, options);
 }
 
 /** Options of useAutoRefresh. */
@@ -105,8 +159,8 @@ export interface AutoRefreshOptions {
  * for apps that keep their data elsewhere and only need "something changed".
  */
 export function useAutoRefresh(
-  project: string,
-  collection: string,
+  project: string | null | undefined,
+  collection: string | null | undefined,
   refetch: () => void,
   options: AutoRefreshOptions = {},
 ): void {
@@ -114,6 +168,7 @@ export function useAutoRefresh(
   const latestRefetch = useLatest(refetch);
   const latestOptions = useLatest(options);
   useEffect(() => {
+    if (project == null || collection == null) return undefined;
     let timer: ReturnType<typeof setTimeout> | null = null;
     let firstPendingAt = 0;
     const fire = (): void => {
@@ -147,7 +202,7 @@ export function useAutoRefresh(
 export interface CollectionState<TDocument = unknown> {
   /** The cached documents, ordered by id. */
   documents: CachedDocument<TDocument>[];
-  /** True until the first read of the cache finished. */
+  /** True until the first read of the cache finished (false while the hook is disabled). */
   loading: boolean;
   /** The subscription's or the cache's latest error. */
   error: SyncError | null;
@@ -158,13 +213,18 @@ export interface CollectionState<TDocument = unknown> {
  * from the client's cache (the client needs `cache: 'memory' | 'indexeddb'`).
  */
 export function useCollection<TDocument = unknown>(
-  project: string,
-  collection: string,
+  project: string | null | undefined,
+  collection: string | null | undefined,
   options: { client?: SyncClient } = {},
 ): CollectionState<TDocument> {
   const client = useSyncClient(options.client);
-  const [state, setState] = useState<CollectionState<TDocument>>({ documents: [], loading: true, error: null });
+  const enabled = project != null && collection != null;
+  const [state, setState] = useState<CollectionState<TDocument>>({ documents: [], loading: enabled, error: null });
   useEffect(() => {
+    if (project == null || collection == null) {
+      setState((s) => (!s.loading && s.documents.length === 0 && s.error === null ? s : { documents: [], loading: false, error: null }));
+      return undefined;
+    }
     const view = client.collection<TDocument>(project, collection);
     let alive = true;
     let seq = 0;

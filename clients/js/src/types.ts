@@ -29,8 +29,14 @@ export interface SyncEvent<TDocument = unknown> {
   offset: string;
 }
 
-/** Connection states, in the order a healthy client usually walks them. */
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'offline' | 'closed';
+/**
+ * Connection states. A healthy client walks `connecting`, `open`, and after
+ * a drop `reconnecting`, `open` again. `offline`: the browser said so.
+ * `disconnected`: the app called `disconnect()` (undone by `reconnect()`).
+ * `failed`: `reconnect.maxAttempts` tries in a row failed (undone by
+ * `reconnect()`). `closed`: `close()` or a fatal error, for good.
+ */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'offline' | 'disconnected' | 'failed' | 'closed';
 
 /** A snapshot of the client's connection; a new object on every change. */
 export interface SyncStatus {
@@ -47,6 +53,27 @@ export interface SyncStatus {
   readonly expiresAt: Date | null;
   /** When the next reconnect attempt is due (epoch ms), while one is scheduled. */
   readonly nextRetryAt: number | null;
+  /**
+   * True whenever the gateway cannot be reached: the browser is offline, or
+   * a connection was lost or could not be made and no new one is `ready`
+   * yet (`reconnecting`, `failed`). False while `open`, during the very first
+   * `connecting`, and after `disconnect()` or `close()`.
+   */
+  readonly offline: boolean;
+}
+
+/** offlineOf derives SyncStatus.offline from the state and attempt count. */
+export function offlineOf(state: ConnectionState, attempt: number): boolean {
+  switch (state) {
+    case 'offline':
+    case 'reconnecting':
+    case 'failed':
+      return true;
+    case 'connecting':
+      return attempt > 0;
+    default:
+      return false;
+  }
 }
 
 /**
@@ -121,6 +148,24 @@ export interface SubscribeHandlers<TDocument = unknown> {
   onError?: (error: SyncError) => void;
   /** The gateway confirmed the subscription (after every (re)connect). */
   onSubscribed?: (info: { project: string; collection: string; offset: string; recovered: boolean }) => void;
+}
+
+/**
+ * Handlers of `subscribe(collection, handlers)` (the client's default
+ * `project`), for apps that keep documents rather than events. Each is
+ * called at most once per `events` frame.
+ */
+export interface CollectionHandlers<TDocument = unknown> {
+  /** The `document` of each created/updated event of the frame (`document:created`, `document:updated`, `insert`, `update`), in order. */
+  onUpdate?: (documents: TDocument[], events: SyncEvent<TDocument>[]) => void;
+  /** The `documentId` of each deleted event of the frame (`document:deleted`, `delete`). */
+  onDelete?: (ids: string[], events: SyncEvent<TDocument>[]) => void;
+  /** The collection was emptied (`collection:cleared`, `drop_table`). */
+  onClear?: (events: SyncEvent<TDocument>[]) => void;
+  /** The gateway could not replay what was missed: reload the collection. */
+  onReset?: (info: ResetInfo) => void;
+  /** The subscription failed (forbidden, bad name, limit) or the cache failed. */
+  onError?: (error: SyncError) => void;
 }
 
 /** The part of the WebSocket API the client uses; the browser's and `ws`'s both fit. */

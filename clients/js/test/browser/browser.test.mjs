@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { startGateway, waitFor, docEvent, freePort } from '../support/gateway.mjs';
@@ -161,6 +162,32 @@ describe('demo page', () => {
     await page.close();
   });
 
+  it('shows what was published before it opened, then continues live with no gap and nothing twice', async (t) => {
+    // The first test published 4 demo events; these 2 come before this page exists.
+    await publish([
+      docEvent('demo', 'history', 'h1', { n: 1 }, 'document:created'),
+      { ...docEvent('demo', 'history', 'secret', { n: 0 }, 'document:created'), audience: { users: ['someone-else'] } },
+      docEvent('demo', 'history', 'h2', { n: 2 }, 'document:created'),
+    ]);
+    const page = await newPage(t);
+    const errors = watchErrors(page);
+    await page.goto(`${gw.base}/#token=${token}`);
+    await page.waitForFunction(() => document.getElementById('sub-info').textContent.includes('live on demo / *'), null, { timeout: 10_000 });
+    const rows = () => page.$$eval('#events li[data-type]', (lis) => lis.map((li) => `${li.dataset.history ? 'history' : 'live'} ${li.querySelector('.where').textContent}`).reverse());
+    const before = await rows();
+    assert.deepEqual(before.slice(-2), ['history history / h1', 'history history / h2'], 'the recent history, oldest first');
+    assert.equal(before.length, 6, `the 4 earlier demo events and these 2, not the other user's: ${before}`);
+    assert.ok(before.every((r) => r.startsWith('history')));
+    assert.match(await page.textContent('#history-count'), /6 from before this page opened/);
+    await page.waitForSelector('#documents tr[data-id="h2"]');
+
+    await publish(docEvent('demo', 'history', 'h3', { n: 3 }, 'document:created'));
+    await page.waitForFunction(() => document.getElementById('event-count').textContent === '7', null, { timeout: 10_000 });
+    const after = await rows();
+    assert.deepEqual(after, [...before, 'live history / h3'], 'live after the history, nothing twice');
+    assert.deepEqual(errors, []);
+  });
+
   it('asks for a token when the fragment has none', async (t) => {
     const page = await newPage(t);
     await page.goto(`${gw.base}/`);
@@ -244,6 +271,91 @@ describe('IndexedDB cache', () => {
   });
 });
 
+/**
+ * Installs the package as a user does today: `npm pack`, then a fresh app
+ * with React that installs the tarball, bundled by the app's own resolution
+ * (esbuild from the app's directory). Returns the esbuild metafile.
+ */
+async function installPackedApp() {
+  const app = mkdtempSync(join(tmpdir(), 'syncgate-app-'));
+  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', app], { cwd: PKG, encoding: 'utf8' }).trim().split('\n').at(-1);
+  const lock = JSON.parse(readFileSync(join(PKG, 'package-lock.json'), 'utf8'));
+  const version = (name) => lock.packages[`node_modules/${name}`].version;
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({
+      name: 'fresh-app',
+      private: true,
+      type: 'module',
+      dependencies: { '@syncgate/client': `file:./${packed}`, react: version('react'), 'react-dom': version('react-dom') },
+    }),
+  );
+  // The React versions of this package's lockfile are in npm's cache already.
+  execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error'], { cwd: app, stdio: 'pipe' });
+  writeFileSync(
+    join(app, 'main.js'),
+    `import { createElement as h } from 'react';
+import { createRoot } from 'react-dom/client';
+import { createClient } from '@syncgate/client';
+import { SyncProvider, useConnection, useEvents } from '@syncgate/client/react';
+const p = Object.fromEntries(new URLSearchParams(location.hash.slice(1)));
+const client = createClient({ url: p.gateway, token: p.token });
+window.__count = 0;
+function App() {
+  const c = useConnection();
+  useEvents('installed', 'items', {
+    onSubscribed: () => { window.__live = true; },
+    onEvents: (events) => { window.__count += events.length; document.getElementById('count').textContent = String(window.__count); },
+  });
+  return h('p', { id: 'status', 'data-state': c.state, 'data-connection': c.connectionId ?? '' }, c.state);
+}
+createRoot(document.getElementById('root')).render(h(SyncProvider, { client }, h(App)));
+`,
+  );
+  const result = await build({
+    absWorkingDir: app,
+    entryPoints: ['main.js'],
+    outfile: join(pagesDir, 'installed-app.js'),
+    bundle: true,
+    format: 'esm',
+    target: 'es2022',
+    metafile: true,
+    define: { 'process.env.NODE_ENV': '"development"' },
+    logLevel: 'warning',
+  });
+  writeFileSync(
+    join(pagesDir, 'installed.html'),
+    '<!doctype html><meta charset="utf-8"><title>installed</title><link rel="icon" href="data:,"><body><div id="root"></div><p id="count">0</p><script type="module" src="installed-app.js"></script>',
+  );
+  return { app, packed, metafile: result.metafile };
+}
+
+describe('installing the packed tarball', () => {
+  it('a fresh React app installs `npm pack`\'s tarball and renders a hook in Chromium', async (t) => {
+    const { app, packed, metafile } = await installPackedApp();
+    t.after(() => rmSync(app, { recursive: true, force: true }));
+    assert.match(packed, /^syncgate-client-.*\.tgz$/);
+    const installed = join(app, 'node_modules/@syncgate/client');
+    assert.ok(existsSync(join(installed, 'dist/react.js')), 'dist/ is in the tarball');
+    assert.ok(!existsSync(join(installed, 'node_modules')), 'the package brings no dependencies of its own');
+    // One React: every React module in the bundle is the app's.
+    const reacts = Object.keys(metafile.inputs).filter((f) => /node_modules\/react(-dom)?\//.test(f));
+    assert.ok(reacts.length > 0, 'React is bundled');
+    assert.deepEqual(reacts.filter((f) => !/^node_modules\/react(-dom)?\//.test(f)), [], 'no second copy of React');
+    assert.ok(Object.keys(metafile.inputs).some((f) => f.startsWith('node_modules/@syncgate/client/dist/')), 'the SDK came from the installed tarball');
+
+    const page = await newPage(t);
+    const errors = watchErrors(page);
+    await page.goto(`${pagesBase}/installed.html#gateway=${gw.base}&token=${token}`);
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    assert.ok((await page.getAttribute('#status', 'data-connection')).length > 0, 'useConnection shows the connection id');
+    await page.waitForFunction(() => window.__live === true, null, { timeout: 10_000 });
+    await publish(docEvent('installed', 'items', 'i1', {}, 'document:created'));
+    await page.waitForSelector('#count:text("1")', { timeout: 10_000 });
+    assert.deepEqual(errors, [], 'no "Invalid hook call" or any other error');
+  });
+});
+
 describe('React hooks', () => {
   it('subscribe once, survive re-renders, switch collections cleanly and clean up on unmount', async (t) => {
     const page = await newPage(t);
@@ -253,6 +365,8 @@ describe('React hooks', () => {
     await page.waitForFunction(() => document.getElementById('loading')?.textContent === 'false');
     const ops = () => page.evaluate(() => window.__sent.filter((m) => m.op === 'subscribe' || m.op === 'unsubscribe').map((m) => `${m.op} ${m.collection}`));
     await page.waitForFunction(() => window.__sent.some((m) => m.op === 'subscribe'));
+    // Live before publishing: events published before `subscribed` are not the subscription's.
+    await page.waitForFunction(() => window.__received.some((f) => f.op === 'subscribed' && f.collection === 'todos'));
     // useEvents, useAutoRefresh and useCollection in StrictMode: one gateway subscription.
     assert.deepEqual(await ops(), ['subscribe todos']);
 
@@ -287,13 +401,55 @@ describe('React hooks', () => {
     await page.waitForSelector('#unmounted');
     await page.waitForFunction(() => window.__sent.filter((m) => m.op === 'unsubscribe').length === 2);
     const before = await page.evaluate(() => window.__counters.events);
-    await publish(docEvent('app', 'archive', 'a1', {}, 'document:created'));
-    await page.waitForTimeout(300);
-    assert.equal(await page.evaluate(() => window.__counters.events), before);
     assert.deepEqual((await ops()).sort(), ['subscribe archive', 'subscribe todos', 'unsubscribe archive', 'unsubscribe todos']);
+    // No fixed wait for "nothing happened": a sentinel subscription on the
+    // same connection receives an event published after the one to the
+    // unmounted collection, so that one has had every chance to arrive.
+    await page.evaluate(() => (window.__seen = window.__sentinel('sentinel')));
+    await page.waitForFunction(() => window.__received.some((f) => f.op === 'subscribed' && f.collection === 'sentinel'));
+    await publish(docEvent('app', 'archive', 'a1', {}, 'document:created'));
+    await publish(docEvent('app', 'sentinel', 's1', {}, 'document:created'));
+    await page.waitForFunction(() => window.__seen.includes('s1'), null, { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.__counters.events), before, 'no handler of the unmounted hooks ran');
     c = await page.evaluate(() => window.__counters.handlerIdentities.size);
     assert.ok(c > 50, 'handlers really were new functions on each render');
     assert.deepEqual(errors, []);
     await page.close();
+  });
+
+  it('take the seed\'s arguments: null waits for a project id; useProjectEvents; useConnection disconnects and reconnects', async (t) => {
+    const page = await newPage(t);
+    const errors = watchErrors(page);
+    await page.goto(`${pagesBase}/react.html#gateway=${gw.base}&token=${token}&project=seed&projectFeed=1`);
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    await page.waitForFunction(() => window.__sent.some((m) => m.op === 'subscribe' && m.collection === 'todos'));
+    const subscribes = () => page.evaluate(() => window.__sent.filter((m) => m.op === 'subscribe').map((m) => `${m.project}/${m.collection}`));
+    assert.deepEqual(await subscribes(), ['seed/todos'], 'hooks with a null project or collection subscribe to nothing');
+    assert.equal(await page.getAttribute('#project-feed', 'data-loading'), 'false', 'a disabled useCollection is not loading');
+
+    // The project id arrives: useProjectEvents subscribes to seed/*.
+    await page.evaluate(() => window.__setProjectId('seed'));
+    await page.waitForFunction(() => window.__received.some((f) => f.op === 'subscribed' && f.collection === '*'));
+    await publish([docEvent('seed', 'orders', 'o1', {}, 'insert'), docEvent('seed', 'notes', 'n1', {}, 'document:created')]);
+    await page.waitForFunction(() => window.__counters.projectEvents.length >= 2, null, { timeout: 10_000 });
+    assert.deepEqual(await page.evaluate(() => window.__counters.projectEvents), ['orders/o1', 'notes/n1']);
+
+    // useConnection: the connection id, then disconnect() and reconnect().
+    const firstId = await page.textContent('#conn-id');
+    assert.equal(firstId, await page.evaluate(() => window.__client.status.connection));
+    assert.ok(firstId.length > 0, 'the connection id is shown');
+    assert.equal(await page.textContent('#attempt'), '0');
+    await page.evaluate(() => window.__disconnect());
+    await page.waitForSelector('#status[data-state="disconnected"]');
+    assert.equal(await page.textContent('#conn-id'), '');
+    assert.equal(await page.getAttribute('#status', 'data-offline'), 'false');
+    await publish(docEvent('seed', 'orders', 'o2', {}, 'insert')); // while disconnected
+    await page.evaluate(() => window.__reconnect());
+    await page.waitForSelector('#status[data-state="open"]', { timeout: 10_000 });
+    await page.waitForFunction(() => window.__counters.projectEvents.length >= 3, null, { timeout: 10_000 });
+    assert.deepEqual(await page.evaluate(() => window.__counters.projectEvents), ['orders/o1', 'notes/n1', 'orders/o2'], 'resumed: the missed event, once');
+    const secondId = await page.textContent('#conn-id');
+    assert.ok(secondId.length > 0 && secondId !== firstId, `a new connection (${firstId} → ${secondId})`);
+    assert.deepEqual(errors, []);
   });
 });

@@ -160,6 +160,37 @@ describe('gateway restarts', () => {
   });
 });
 
+describe('Ctrl-C', () => {
+  it('a second SIGINT exits at once instead of waiting out the drain', async (t) => {
+    // Two clients and a 60 s grace: the drain closes the second one 48 s in.
+    const gw = await startGateway({ env: { SYNCGATE_SHUTDOWN_GRACE: '60s' } });
+    t.after(() => gw.stop('SIGKILL'));
+    const clients = [nodeClient(t, { url: gw.base, token: gw.token() }), nodeClient(t, { url: gw.base, token: gw.token() })];
+    const recs = clients.map(({ client }) => record(client, 'p', 'c'));
+    await waitFor(() => recs.every((r) => r.subscribed.length === 1), { message: 'both subscribed' });
+    gw.proc.kill('SIGINT');
+    await waitFor(() => gw.output.includes('draining'), { message: 'the drain started' });
+    gw.proc.kill('SIGINT');
+    const { code, signal } = await gw.exited;
+    assert.equal(signal, 'SIGINT', `killed by the second SIGINT, not a drained exit (code ${code})`);
+  });
+
+  it('a development node drains with a short grace and says how to skip it', async (t) => {
+    const gw = await startGateway({ dev: true });
+    t.after(() => gw.stop('SIGKILL'));
+    await waitFor(() => /#token=([\w.-]+)/.test(gw.output), { message: 'printed token' });
+    assert.match(gw.output, /Ctrl-C drains for 1s \(SYNCGATE_SHUTDOWN_GRACE\); a second Ctrl-C exits at once/);
+    const token = /#token=([\w.-]+)/.exec(gw.output)[1];
+    const { client } = nodeClient(t, { url: gw.base, token, reconnect: { maxAttempts: 0 } });
+    const rec = record(client, 'demo', 'c');
+    await waitFor(() => rec.subscribed.length === 1, { message: 'subscribed' });
+    gw.proc.kill('SIGINT');
+    const { code } = await gw.exited;
+    assert.equal(code, 0, 'drained and exited by itself');
+    assert.match(gw.output, /draining.*grace=1s/);
+  });
+});
+
 describe('tokens', () => {
   let gw;
   before(async () => {

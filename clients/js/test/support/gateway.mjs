@@ -77,7 +77,8 @@ export async function startGateway({ port, env = {}, dev = false, secret: givenS
     HOME: process.env.HOME ?? tmpdir(),
     SYNCGATE_ADDR: `127.0.0.1:${p}`,
     ...(dev ? {} : { SYNCGATE_JWT_SECRET: secret, SYNCGATE_PUBLISH_KEYS: publishKey }),
-    SYNCGATE_SHUTDOWN_GRACE: '2s',
+    // A development node keeps its own (short) default.
+    ...(dev ? {} : { SYNCGATE_SHUTDOWN_GRACE: '2s' }),
     ...env,
   };
   const bin = gatewayBinary();

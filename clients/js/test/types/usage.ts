@@ -2,7 +2,7 @@
 // through the package's own exports map, type an app's everyday code.
 import { createClient, SyncError, type SyncEvent, type SyncStatus, type CacheStore } from '@syncgate/client';
 import { createPublisher, PublishError, type Publisher } from '@syncgate/client/server';
-import { useCollection, useEvents, useSyncStatus, useAutoRefresh, SyncProvider } from '@syncgate/client/react';
+import { useCollection, useEvents, useSyncStatus, useAutoRefresh, useConnection, useProjectEvents, SyncProvider } from '@syncgate/client/react';
 
 interface Task {
   title: string;
@@ -22,7 +22,7 @@ const stop: () => void = client.subscribe<Task>('p1', 'tasks', {
 });
 stop();
 const status: SyncStatus = client.status;
-const state: 'connecting' | 'open' | 'reconnecting' | 'offline' | 'closed' = status.state;
+const state: 'connecting' | 'open' | 'reconnecting' | 'offline' | 'disconnected' | 'failed' | 'closed' = status.state;
 void state;
 void client.collection<Task>('p1', 'tasks').getAll().then((docs) => docs.map((d) => d.document.done));
 
@@ -34,6 +34,14 @@ export function useTasks(): Task[] {
   useAutoRefresh('p1', 'orders', () => {}, { debounceMs: 100 });
   const s: SyncStatus = useSyncStatus();
   void s;
+  const projectId: string | null = null;
+  useEvents(projectId, null, () => {});
+  useProjectEvents(projectId, (events) => events.map((e) => e.collection));
+  const conn = useConnection();
+  const info: [boolean, boolean, string | null, number] = [conn.connected, conn.offline, conn.connectionId, conn.attempt];
+  void info;
+  conn.disconnect();
+  conn.reconnect();
   return useCollection<Task>('p1', 'tasks').documents.map((d) => d.document);
 }
 void SyncProvider;
@@ -44,3 +52,10 @@ void sg.documentCreated('p1', 'tasks', 't1', { title: 'x' }, { actor: 'u1', time
 void sg.documentUpdated('p1', 'tasks', 't1', { title: 'y' }, { title: 'x' }, { audience: { roles: ['admin'] } });
 void sg.publish({ type: 'insert', project: 'p1', collection: 'orders', documentId: '1' }).then((offsets: string[]) => offsets.length);
 void sg.documentDeleted('p1', 'tasks', 't1').catch((e: unknown) => e instanceof PublishError && e.status === 504 && e.mayHavePublished);
+
+const dataSync = createClient({ url: 'https://gw.example', token: 't', project: 'p1', reconnect: { maxAttempts: 5 } });
+dataSync.subscribe<Task>('tasks', {
+  onUpdate: (documents: Task[]) => documents.map((d) => d.title),
+  onDelete: (ids: string[]) => ids.length,
+  onError: (err: SyncError) => err.code,
+});

@@ -565,3 +565,144 @@ describe('memory cache', () => {
     void advance;
   });
 });
+
+describe('connection controls: maxAttempts, disconnect, reconnect, offline', () => {
+  it('gives up after reconnect.maxAttempts failed tries (state failed), and reconnect() starts over', async (t) => {
+    const { client, advance, states } = setup(t, { random: () => 0, reconnect: { maxAttempts: 3 } });
+    await flush();
+    await ready(FakeSocket.last);
+    assert.equal(client.status.offline, false);
+    FakeSocket.last.drop(1006); // the drop: attempt 1, then 3 tries that fail
+    for (let i = 0; i < 3; i++) {
+      await advance(0);
+      assert.equal(client.status.offline, true, 'the gateway is unreachable while reconnecting');
+      FakeSocket.last.drop(1006);
+    }
+    await flush();
+    assert.equal(client.status.state, 'failed');
+    assert.equal(client.status.attempt, 4);
+    assert.equal(client.status.offline, true);
+    assert.equal(client.status.nextRetryAt, null);
+    const dialled = FakeSocket.instances.length;
+    assert.equal(dialled, 4, 'the first connection and 3 reconnect tries');
+    await advance(600_000);
+    assert.equal(FakeSocket.instances.length, dialled, 'nothing is dialled once failed');
+
+    client.reconnect();
+    await flush();
+    assert.equal(FakeSocket.instances.length, dialled + 1, 'reconnect() dials at once');
+    assert.equal(client.status.attempt, 0, 'and counts attempts afresh');
+    await ready(FakeSocket.last);
+    assert.equal(client.status.state, 'open');
+    const dedup = states().filter((s, i, a) => i === 0 || a[i - 1] !== s);
+    assert.deepEqual(dedup, ['open', 'reconnecting', 'failed', 'reconnecting', 'open']);
+  });
+
+  it('maxAttempts 0 never reconnects', async (t) => {
+    const { client } = setup(t, { reconnect: { maxAttempts: 0 } });
+    await flush();
+    await ready(FakeSocket.last);
+    FakeSocket.last.drop(1012);
+    await flush();
+    assert.equal(client.status.state, 'failed');
+    assert.equal(FakeSocket.instances.length, 1);
+  });
+
+  it('disconnect() closes the socket and keeps subscriptions; reconnect() resumes them with since', async (t) => {
+    const { client, advance } = setup(t, { random: () => 0 });
+    const got = [];
+    client.subscribe('p', 'c', { onEvents: (events) => got.push(...events.map((e) => e.offset)) });
+    await flush();
+    await ready(FakeSocket.last);
+    subscribedFor(FakeSocket.last, 'p', 'c', '1');
+    FakeSocket.last.receive({ op: 'events', project: 'p', collection: 'c', events: [ev(2)] });
+    await flush();
+    const sock = FakeSocket.last;
+
+    client.disconnect();
+    await flush();
+    assert.deepEqual(sock.closedByClient, { code: 1000, reason: undefined });
+    assert.equal(client.status.state, 'disconnected');
+    assert.equal(client.status.offline, false, 'disconnected by the app is not "unreachable"');
+    sock.drop(1000); // the close event of the abandoned socket changes nothing
+    await advance(600_000);
+    assert.equal(FakeSocket.instances.length, 1, 'no reconnect while disconnected');
+    assert.equal(client.status.state, 'disconnected');
+
+    client.reconnect();
+    await flush();
+    assert.equal(FakeSocket.instances.length, 2);
+    assert.equal(client.status.state, 'reconnecting');
+    await ready(FakeSocket.last);
+    assert.equal(FakeSocket.last.ops('subscribe')[0].since, '2', 'resumed from the last event');
+    assert.deepEqual(got, ['2']);
+  });
+
+  it('stays disconnected across offline/online until reconnect()', async (t) => {
+    const target = new EventTarget();
+    const { client } = setup(t, { onlineTarget: target });
+    await flush();
+    await ready(FakeSocket.last);
+    client.disconnect();
+    target.dispatchEvent(new Event('offline'));
+    target.dispatchEvent(new Event('online'));
+    await flush();
+    assert.equal(client.status.state, 'disconnected');
+    assert.equal(FakeSocket.instances.length, 1);
+    client.reconnect();
+    await flush();
+    assert.equal(FakeSocket.instances.length, 2);
+  });
+
+  it('offline is true when the browser is offline and when the first connection fails', async (t) => {
+    const target = new EventTarget();
+    const { client } = setup(t, { onlineTarget: target, random: () => 0 });
+    await flush();
+    assert.equal(client.status.state, 'connecting');
+    assert.equal(client.status.offline, false, 'not known yet');
+    FakeSocket.last.drop(1006); // e.g. connection refused
+    await flush();
+    assert.equal(client.status.state, 'reconnecting');
+    assert.equal(client.status.offline, true, 'the gateway is unreachable, though the browser is online');
+    target.dispatchEvent(new Event('offline'));
+    assert.equal(client.status.state, 'offline');
+    assert.equal(client.status.offline, true);
+  });
+});
+
+describe('subscribe(collection, handlers) with a default project', () => {
+  it('calls onUpdate with documents, onDelete with ids, onClear, onError', async (t) => {
+    const { client } = setup(t, { project: 'p' });
+    const got = { updates: [], deletes: [], clears: 0, errors: [] };
+    client.subscribe('c', {
+      onUpdate: (documents) => got.updates.push(documents),
+      onDelete: (ids) => got.deletes.push(ids),
+      onClear: (events) => (got.clears += events.length),
+      onError: (err) => got.errors.push(err.code),
+    });
+    client.subscribe('denied', { onError: (err) => got.errors.push(err.code) });
+    await flush();
+    const sock = FakeSocket.last;
+    await ready(sock);
+    const subs = sock.ops('subscribe');
+    assert.deepEqual(subs.map((m) => [m.project, m.collection]), [['p', 'c'], ['p', 'denied']]);
+    subscribedFor(sock, 'p', 'c', '0');
+    sock.receive({ op: 'error', id: subs[1].id, code: 'forbidden', message: 'no' });
+    sock.receive({
+      op: 'events',
+      project: 'p',
+      collection: 'c',
+      events: [ev(1, 'document:created', 'a'), ev(2, 'update', 'b'), ev(3, 'document:deleted', 'a'), ev(4, 'delete', 'b'), ev(5, 'collection:cleared', undefined)],
+    });
+    await flush();
+    assert.deepEqual(got.updates, [[{ n: 1 }, { n: 2 }]], 'one call per frame, with the documents');
+    assert.deepEqual(got.deletes, [['a', 'b']], 'one call per frame, with the ids');
+    assert.equal(got.clears, 1);
+    assert.deepEqual(got.errors, ['forbidden']);
+  });
+
+  it('needs a default project', (t) => {
+    const { client } = setup(t);
+    assert.throws(() => client.subscribe('c', { onUpdate() {} }), /needs a default project/);
+  });
+});

@@ -118,9 +118,13 @@ test('database-change and project-event across nodes', async () => {
 
   svc.leaveProject('shop');
   await once(svc.socket, 'left-project');
+  // No fixed wait for "nothing arrives": a change published after it to a
+  // joined project arrives, so the left project's had every chance to.
+  await svc.joinProject('sentinel');
   await publish(B, [{ type: 'insert', project: 'shop', collection: 'orders', document: {} }]);
-  await new Promise((r) => setTimeout(r, 200));
-  assert.equal(svc.changes.length, 6);
+  await publish(B, [{ type: 'insert', project: 'sentinel', collection: 'orders', document: {} }]);
+  await waitFor('the sentinel change', () => svc.changes.some((c) => c.projectId === 'sentinel'));
+  assert.equal(svc.changes.filter((c) => c.projectId === 'shop').length, 6);
   svc.disconnect();
 });
 
@@ -217,9 +221,11 @@ test('a client that reconnects to another node recovers what it missed', async (
   await reconnected;
   assert.equal(svc.socket.recovered, true, 'socket.recovered after reconnecting within history');
   await publish(A, [{ type: 'insert', project: 'recover', collection: 't', document: { n: 4 } }]);
-  await waitFor('all five changes', () => svc.changes.length >= 5);
-  await new Promise((r) => setTimeout(r, 200)); // nothing twice
-  assert.deepEqual(svc.changes.map((c) => c.data.n), [0, 1, 2, 3, 4]);
+  // Nothing twice, without a fixed wait: a replayed duplicate would arrive
+  // before a change published after all of them.
+  await publish(A, [{ type: 'insert', project: 'recover', collection: 't', document: { n: 'end' } }]);
+  await waitFor('the change after them', () => svc.changes.some((c) => c.data.n === 'end'));
+  assert.deepEqual(svc.changes.map((c) => c.data.n), [0, 1, 2, 3, 4, 'end']);
 
   // A session the servers cannot restore (an offset from a lost stream)
   // comes back with recovered === false and no subscriptions; the app's
@@ -231,7 +237,7 @@ test('a client that reconnects to another node recovers what it missed', async (
   assert.equal(svc.socket.recovered, false);
   await once(svc.socket, 'joined-project');
   await publish(B, [{ type: 'insert', project: 'recover', collection: 't', document: { n: 5 } }]);
-  await waitFor('the change after rejoining', () => svc.changes.length >= 6);
+  await waitFor('the change after rejoining', () => svc.changes.length >= 7);
   assert.equal(svc.changes.at(-1).data.n, 5);
   svc.disconnect();
   p.close();

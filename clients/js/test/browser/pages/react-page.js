@@ -3,12 +3,13 @@
 import { createElement as h, StrictMode, useState, useReducer } from 'react';
 import { createRoot } from 'react-dom/client';
 import { createClient } from '../../../dist/index.js';
-import { SyncProvider, useSyncStatus, useEvents, useAutoRefresh, useCollection } from '../../../dist/react.js';
+import { SyncProvider, useConnection, useEvents, useAutoRefresh, useCollection, useProjectEvents } from '../../../dist/react.js';
 import { params, RecordingWebSocket } from './shared.js';
 
 const p = params();
 const client = createClient({ url: p.gateway, token: p.token, cache: 'memory', WebSocket: RecordingWebSocket });
-const counters = { events: 0, handlerIdentities: new Set(), refetches: 0, renders: 0 };
+window.__client = client;
+const counters = { events: 0, handlerIdentities: new Set(), refetches: 0, renders: 0, projectEvents: [] };
 window.__counters = counters;
 // Count subscribe calls on the client itself: the one-tick linger would hide a
 // storm from the wire, not from here.
@@ -19,10 +20,38 @@ client.subscribe = (...args) => {
   return subscribe(...args);
 };
 
+// useConnection, as Socket.IO apps use their useWebSocket hook.
 function Status() {
-  const s = useSyncStatus();
-  return h('p', { id: 'status', 'data-state': s.state }, s.state);
+  const c = useConnection();
+  window.__disconnect = c.disconnect;
+  window.__reconnect = c.reconnect;
+  return h(
+    'div',
+    null,
+    h('p', { id: 'status', 'data-state': c.state, 'data-offline': String(c.offline) }, c.state),
+    h('p', { id: 'conn-id' }, c.connectionId ?? ''),
+    h('p', { id: 'attempt' }, String(c.attempt)),
+  );
 }
+
+// The seed's arguments: null until the project id is known; null collection
+// disables the collection hooks.
+function ProjectFeed() {
+  const [projectId, setProjectId] = useState(null);
+  window.__setProjectId = setProjectId;
+  useProjectEvents(projectId, (events) => counters.projectEvents.push(...events.map((e) => `${e.collection}/${e.documentId}`)));
+  useEvents(projectId, null, () => counters.projectEvents.push('disabled useEvents ran'));
+  useAutoRefresh(null, 'todos', () => counters.projectEvents.push('disabled useAutoRefresh ran'));
+  const nothing = useCollection(projectId, null);
+  return h('p', { id: 'project-feed', 'data-loading': String(nothing.loading), 'data-docs': String(nothing.documents.length) }, projectId ?? 'no project');
+}
+
+// A subscription outside the hooks, to prove a publish was delivered.
+window.__sentinel = (collection) => {
+  const seen = [];
+  subscribe(p.project, collection, { onEvents: (events) => seen.push(...events.map((e) => e.documentId)) });
+  return seen;
+};
 
 function Feed({ collection, tick }) {
   counters.renders++;
@@ -51,7 +80,13 @@ function App() {
   window.__setCollection = setCollection;
   window.__setMounted = setMounted;
   window.__tick = tick;
-  return h(SyncProvider, { client }, h(Status), mounted ? h(Feed, { collection, tick }) : h('p', { id: 'unmounted' }, 'unmounted'));
+  return h(
+    SyncProvider,
+    { client },
+    h(Status),
+    p.projectFeed ? h(ProjectFeed) : null,
+    mounted ? h(Feed, { collection, tick }) : h('p', { id: 'unmounted' }, 'unmounted'),
+  );
 }
 
 createRoot(document.getElementById('root')).render(h(StrictMode, null, h(App)));

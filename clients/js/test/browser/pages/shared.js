@@ -1,5 +1,5 @@
 // Shared by the browser test pages: parameters from the URL fragment and a
-// WebSocket wrapper that records what the SDK sends.
+// WebSocket wrapper that records what the SDK sends and receives.
 export function params() {
   return Object.fromEntries(new URLSearchParams(location.hash.replace(/^#/, '')));
 }
@@ -7,7 +7,16 @@ export function params() {
 export const sent = [];
 window.__sent = sent;
 
+/** Frames the gateway sent, parsed, in arrival order (every socket). */
+export const received = [];
+window.__received = received;
+
 export class RecordingWebSocket extends WebSocket {
+  constructor(url, protocols) {
+    super(url, protocols);
+    this.addEventListener('message', (e) => received.push(JSON.parse(e.data)));
+  }
+
   send(data) {
     sent.push(JSON.parse(data));
     return super.send(data);
