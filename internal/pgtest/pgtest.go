@@ -16,7 +16,6 @@ package pgtest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -24,11 +23,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/redistest"
 )
 
 // Bin returns the directory holding initdb and postgres, skipping (or,
@@ -73,7 +73,7 @@ type Server struct {
 // Start runs initdb and starts a server on a free loopback port.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Bin(t), Port: freePort(t)}
+	s := &Server{t: t, bin: Bin(t), Port: redistest.FreePort(t)}
 	base, err := os.MkdirTemp("", "pgtest")
 	if err != nil {
 		t.Fatal(err)
@@ -202,37 +202,4 @@ func (s *Server) stop(sig syscall.Signal) {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.start()
-}
-
-// freePort returns a loopback port that is free now, below the ephemeral
-// range so that no outgoing connection takes it while the server restarts.
-func freePort(t testing.TB) int {
-	t.Helper()
-	lo, hi := 10000, ephemeralLow()-1
-	if hi-lo < 1000 {
-		lo, hi = 1024, 65535
-	}
-	for i := 0; i < 200; i++ {
-		port := lo + rand.IntN(hi-lo)
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				return n
-			}
-		}
-	}
-	return 32768
 }
