@@ -223,7 +223,11 @@ func (c *Capture) setup(ctx context.Context, conn *pgx.Conn) error {
 	}
 	if *c.cfg.InstallDDLTrigger {
 		if err := installDDL(ctx, conn); err != nil {
-			return fmt.Errorf("installing the DDL event trigger: %w", err)
+			if ctx.Err() != nil {
+				return err
+			}
+			// Row changes do not depend on it: capture them anyway.
+			c.log.Warn("could not install the DDL event trigger (it needs a superuser); schema changes are not captured", "err", err)
 		}
 	}
 	var plugin, db string
