@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -199,4 +201,92 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// captureActive reads syncgate_capture_active from a node's /metrics; -1
+// when the node does not answer.
+func captureActive(p *proc) int {
+	resp, err := http.Get("http://" + p.Addr() + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "syncgate_capture_active "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return -1
+}
+
+// TestCaptureOneOfTwoNodes: of two capturing gateways exactly one captures;
+// when it is killed the other takes over within seconds, and every row is
+// published once.
+func TestCaptureOneOfTwoNodes(t *testing.T) {
+	pg := pgtest.Start(t)
+	rs := redistest.StartPersistent(t)
+	setup, err := pgx.Connect(context.Background(), pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = setup.Close(context.Background()) })
+	if _, err := setup.Exec(context.Background(), `CREATE TABLE seq (n int PRIMARY KEY, pad text)`); err != nil {
+		t.Fatal(err)
+	}
+	h := openHistory(t, rs.URL())
+	stream := backplane.Stream{Project: "public", Collection: "seq"}
+	nodes := []*proc{startCaptureProc(t, rs.URL(), pg.URL(), 0), startCaptureProc(t, rs.URL(), pg.URL(), 1)}
+	var active, standby *proc
+	await(t, 60*time.Second, "one node capturing", func() bool {
+		a, b := captureActive(nodes[0]), captureActive(nodes[1])
+		switch {
+		case a == 1 && b == 0:
+			active, standby = nodes[0], nodes[1]
+		case a == 0 && b == 1:
+			active, standby = nodes[1], nodes[0]
+		default:
+			if a == 1 && b == 1 {
+				t.Fatal("both nodes capture")
+			}
+			return false
+		}
+		return true
+	})
+	w := &writer{t: t, url: pg.URL()}
+	t.Cleanup(func() {
+		if w.conn != nil {
+			_ = w.conn.Close(context.Background())
+		}
+	})
+	_ = w.insert(1, 300)
+	await(t, 60*time.Second, "300 events", func() bool { return len(h.all(t, stream)) >= 300 })
+	// Still exactly one.
+	if a, s := captureActive(active), captureActive(standby); a != 1 || s != 0 {
+		t.Fatalf("capture_active: capturing node %d, standby %d; want 1 and 0", a, s)
+	}
+	active.kill()
+	killed := time.Now()
+	_ = w.insert(301, 600)
+	await(t, 30*time.Second, "the standby capturing", func() bool { return captureActive(standby) == 1 })
+	takeover := time.Since(killed)
+	await(t, 60*time.Second, "600 events", func() bool { return len(h.all(t, stream)) >= 600 })
+	standby.stop()
+	evs := h.all(t, stream)
+	if len(evs) != 600 {
+		t.Fatalf("history holds %d events, want 600", len(evs))
+	}
+	for i, ev := range evs {
+		if ev.DocumentID != strconv.Itoa(i+1) {
+			t.Fatalf("event %d has documentId %s, want %d", i, ev.DocumentID, i+1)
+		}
+	}
+	if takeover > 10*time.Second {
+		t.Fatalf("takeover took %s, want seconds", takeover)
+	}
+	t.Logf("takeover %s after SIGKILL", takeover)
 }
