@@ -3,7 +3,6 @@ package multinode
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,8 +24,9 @@ import (
 )
 
 // startCaptureProc starts a gateway process that captures changes from the
-// database at pgURL into the Redis at redisURL.
-func startCaptureProc(t testing.TB, redisURL, pgURL string, i int) *proc {
+// database at pgURL into the Redis at redisURL; extra adds environment
+// variables.
+func startCaptureProc(t testing.TB, redisURL, pgURL string, i int, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, addr: freeAddr(t), log: filepath.Join(t.TempDir(), "gateway"+strconv.Itoa(i)+".log"), env: []string{
 		"SYNCGATE_REDIS_URL=" + redisURL,
@@ -36,6 +37,7 @@ func startCaptureProc(t testing.TB, redisURL, pgURL string, i int) *proc {
 		"SYNCGATE_HISTORY_SIZE=100000",
 		"SYNCGATE_LOG_FORMAT=json",
 	}}
+	p.env = append(p.env, extra...)
 	p.start()
 	t.Cleanup(func() {
 		if p.cmd != nil {
@@ -149,12 +151,30 @@ func TestCaptureExactlyOnce(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			log, _ := os.ReadFile(gw.log)
-			t.Logf("gateway log:\n%s", tail(log, 6000))
+			t.Logf("gateway log:\n%s", tail(log, 60000))
 		}
 	})
 
+	// awaitEvents waits for history to hold at least n events; on a
+	// timeout it logs what the capture left behind.
+	awaitEvents := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(120 * time.Second)
+		for len(h.all(t, stream)) < n {
+			if time.Now().After(deadline) {
+				diagnose(t, gw, pg.URL(), rs, h.all(t, stream))
+				t.Fatalf("timed out after 2m waiting for %d events in history", n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The slot is created by the capture's first session: a row committed
+	// before it exists is never captured. Write once the gateway captures.
+	awaitCapturing(t, gw, -1)
+
 	// phase writes rows from..to in the background and, once history holds
-	// at least at events (the capture is mid-stream), disrupts.
+	// at least at events (the capture is mid-stream), disrupts and waits
+	// for the capture to be back (the writer goes on meanwhile).
 	phase := func(from, to, at int, disrupt func()) {
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -162,23 +182,24 @@ func TestCaptureExactlyOnce(t *testing.T) {
 			defer wg.Done()
 			_ = w.insert(from, to)
 		}()
-		await(t, 120*time.Second, fmt.Sprintf("%d events in history", at), func() bool { return len(h.all(t, stream)) >= at })
+		awaitEvents(at)
 		disrupt()
 		wg.Wait()
 	}
-	phase(1, 600, 200, func() {
+	restartGateway := func() {
 		gw.kill()
 		gw.start()
-	})
+		awaitCapturing(t, gw, -1)
+	}
+	phase(1, 600, 200, restartGateway)
 	phase(601, 1300, 800, func() {
+		restarts := procMetric(gw, "syncgate_capture_restarts_total")
 		pg.Crash()
 		pg.Restart()
+		awaitCapturing(t, gw, restarts)
 	})
-	phase(1301, 2000, 1400, func() {
-		gw.kill()
-		gw.start()
-	})
-	await(t, 120*time.Second, "2000 events in history", func() bool { return len(h.all(t, stream)) >= 2000 })
+	phase(1301, 2000, 1400, restartGateway)
+	awaitEvents(2000)
 	// Stop cleanly, so anything late would be in history now.
 	gw.stop()
 	evs := h.all(t, stream)
@@ -196,6 +217,45 @@ func TestCaptureExactlyOnce(t *testing.T) {
 	}
 }
 
+// diagnose logs what a stalled capture left behind: the slot, the rows, the
+// recorded positions, and the gateway's goroutines (SIGQUIT makes it dump
+// them into its log).
+func diagnose(t *testing.T, gw *proc, pgURL string, rs *redistest.Server, evs []syncgate.Event) {
+	c, err := pgx.Connect(context.Background(), pgURL)
+	if err == nil {
+		defer c.Close(context.Background())
+		var slot string
+		var rows, max int
+		_ = c.QueryRow(context.Background(), `SELECT format('%s active=%s restart=%s confirmed=%s current=%s', slot_name, active, restart_lsn, confirmed_flush_lsn, pg_current_wal_lsn()) FROM pg_replication_slots`).Scan(&slot)
+		_ = c.QueryRow(context.Background(), `SELECT count(*), coalesce(max(n), 0) FROM seq`).Scan(&rows, &max)
+		t.Logf("slot: %s; table seq: %d rows, max %d", slot, rows, max)
+	}
+	keys, _ := rs.Do("KEYS", "sg:*:pos:*")
+	for _, k := range strings.Split(keys, "\n") {
+		v, _ := rs.Do("GET", k)
+		t.Logf("position %s = %s", k, v)
+	}
+	if len(evs) > 0 {
+		t.Logf("history: %d events, last documentId %s", len(evs), evs[len(evs)-1].DocumentID)
+	}
+	seen := map[string]int{}
+	for _, ev := range evs {
+		seen[ev.DocumentID]++
+	}
+	var missing []int
+	for n := 1; n <= 2000; n++ {
+		if seen[strconv.Itoa(n)] == 0 {
+			missing = append(missing, n)
+		}
+	}
+	t.Logf("missing: %v", missing)
+	if gw.cmd != nil {
+		_ = gw.cmd.Process.Signal(syscall.SIGQUIT)
+		<-gw.exited
+		gw.cmd = nil
+	}
+}
+
 func tail(b []byte, n int) string {
 	if len(b) > n {
 		b = b[len(b)-n:]
@@ -203,9 +263,9 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
-// captureActive reads syncgate_capture_active from a node's /metrics; -1
-// when the node does not answer.
-func captureActive(p *proc) int {
+// procMetric reads an unlabelled metric from a node's /metrics; -1 when
+// the node does not answer or has no such metric.
+func procMetric(p *proc, name string) float64 {
 	resp, err := http.Get("http://" + p.Addr() + "/metrics")
 	if err != nil {
 		return -1
@@ -216,12 +276,37 @@ func captureActive(p *proc) int {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "syncgate_capture_active "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return -1
+			}
+			return f
 		}
 	}
 	return -1
+}
+
+// captureActive reads syncgate_capture_active from a node's /metrics; -1
+// when the node does not answer.
+func captureActive(p *proc) int { return int(procMetric(p, "syncgate_capture_active")) }
+
+// awaitCapturing waits until the node reports syncgate_capture_active 1
+// in a capture session that started after the recorded restarts count:
+// with restarts < 0 (a process started since, whose metrics start at
+// zero) any session; else the counter must have grown past restarts
+// first, so the 1 is not the session from before a database crash.
+func awaitCapturing(t testing.TB, p *proc, restarts float64) {
+	t.Helper()
+	await(t, 60*time.Second, "the gateway capturing", func() bool {
+		if restarts >= 0 {
+			r := procMetric(p, "syncgate_capture_restarts_total")
+			if r >= 0 && r <= restarts {
+				return false
+			}
+		}
+		return captureActive(p) == 1
+	})
 }
 
 // TestCaptureOneOfTwoNodes: of two capturing gateways exactly one captures;
