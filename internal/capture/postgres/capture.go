@@ -164,13 +164,21 @@ func (c *Capture) session(ctx context.Context) error {
 	s := &stream{
 		c: c, conn: conn, repl: repl,
 		source: sourceName(c.cfg.Slot, sys.SystemID, sys.DBName),
-		txs:    make(chan *txn, 256),
+		txs:    make(chan *txn, queueTxs),
 	}
 	s.dec = newDecoder(c.cfg.Project, s.primaryKey, c.log, c.m)
 	c.setActive(true)
 	c.log.Info("capturing changes", "publication", c.cfg.Publication, "database", sys.DBName, "source", s.source)
 	return s.run(ctx)
 }
+
+// queueTxs bounds the transactions decoded and waiting for the publisher.
+// The publisher merges what waits into one call of up to MaxBatch events,
+// so with small transactions the queue must hold at least MaxBatch of them
+// for calls to be full: a publish costs a round trip to Redis whatever its
+// size, and 256 single-row transactions a call capped capture at about
+// 5,500 rows/s on the development VM.
+const queueTxs = 2048
 
 // sourceName names the position records of this slot in this database
 // (PublishAt's source): a slot of the same name in another database or

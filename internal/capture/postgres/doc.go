@@ -77,5 +77,5 @@
 // A Capture is safe for concurrent use; Run is called once. Every
 // goroutine belongs to a session, which waits for them before it returns.
 // Memory: a transaction's events are held until its commit; the hand-over
-// queue holds at most 256 transactions.
+// queue holds at most 2,048 transactions (queueTxs).
 package postgres

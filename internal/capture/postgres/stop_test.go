@@ -2,7 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,13 +75,17 @@ func TestStopMidBatch(t *testing.T) {
 		return cancel, wait
 	}
 
+	// insert commits rows single-row transactions in one round trip (a
+	// simple-protocol string of BEGIN; INSERT; COMMIT; …).
 	n := 0
 	insert := func(rows int) {
 		t.Helper()
+		var b strings.Builder
 		for i := 0; i < rows; i++ {
 			n++
-			exec(t, sql, `INSERT INTO seq VALUES ($1)`, n)
+			fmt.Fprintf(&b, "BEGIN; INSERT INTO seq VALUES (%d); COMMIT; ", n)
 		}
+		exec(t, sql, b.String())
 	}
 	for round := 0; round < 3; round++ {
 		held := &heldPublisher{pub: bp, entered: make(chan struct{}), release: make(chan struct{})}
@@ -91,9 +97,9 @@ func TestStopMidBatch(t *testing.T) {
 			t.Fatalf("round %d: no publish within 60s", round)
 		}
 		// The publish is in flight; these are decoded and queued behind it
-		// (300 is more than the queue holds, so the reader blocks in the
+		// (more than the queue holds, so the reader blocks in the
 		// hand-over).
-		insert(300)
+		insert(2500)
 		stop()
 		close(held.release)
 		wait()
