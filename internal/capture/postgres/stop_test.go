@@ -119,3 +119,39 @@ func TestStopMidBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleSlotConfirmed: once everything is published and the database
+// is idle, the slot is confirmed up to the server's WAL end (from its
+// keepalives), so an idle capture does not make the slot hold WAL.
+func TestIdleSlotConfirmed(t *testing.T) {
+	pg := pgtest.Start(t)
+	sql := db(t, pg.URL())
+	exec(t, sql, `CREATE TABLE idle (id int PRIMARY KEY)`)
+	r := startCapture(t, pg.URL(), nil)
+	exec(t, sql, `INSERT INTO idle VALUES (1)`)
+	r.rec.wait(t, 1, 60*time.Second) // the insert is published
+	// WAL past the last transaction that no transaction carries: only a
+	// keepalive's WAL end lets the slot move past it.
+	exec(t, sql, `CHECKPOINT`)
+	var end string
+	if err := sql.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&end); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var confirmed string
+		var caught bool
+		err := sql.QueryRow(context.Background(),
+			`SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'syncgate'`, end).Scan(&confirmed, &caught)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if caught {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot confirmed at %s, not at the idle server's WAL end %s within 60s", confirmed, end)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the catalog: nothing to await
+	}
+}
