@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/pgtest"
 	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/wstest"
@@ -88,7 +89,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var mu sync.Mutex
-			var lat []time.Duration
+			var lat, hist []time.Duration // commit → client, commit → history
 			seen := map[string]string{} // documentId → offset
 			var dups []string
 			var slow []string
@@ -105,6 +106,13 @@ func TestCaptureThroughputLatency(t *testing.T) {
 					}
 					delivered.Add(1)
 					lat = append(lat, now.Sub(ev.Timestamp))
+					// The offset's first number is the Redis stream entry's
+					// ID: the millisecond Redis appended it to history.
+					if o, err := backplane.ParseOffset(ev.Offset); err == nil {
+						if at := time.UnixMilli(int64(o.Hi)); at.After(start.Add(-time.Hour)) && at.Before(now.Add(time.Second)) {
+							hist = append(hist, at.Sub(ev.Timestamp))
+						}
+					}
 					if d := now.Sub(ev.Timestamp); d > 300*time.Millisecond && len(slow) < 2000 {
 						slow = append(slow, fmt.Sprintf("%.2fs:%s", ev.Timestamp.Sub(start).Seconds(), d.Round(time.Millisecond)))
 					}
@@ -184,15 +192,18 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			}
 			mu.Lock()
 			slices.Sort(lat)
-			p := func(q float64) time.Duration {
-				if len(lat) == 0 {
+			slices.Sort(hist)
+			pct := func(l []time.Duration, q float64) time.Duration {
+				if len(l) == 0 {
 					return 0
 				}
-				return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(100 * time.Microsecond)
+				return l[min(len(l)-1, int(q*float64(len(l))))].Round(100 * time.Microsecond)
 			}
-			t.Logf("%s: %d rows committed in %s (%.0f rows/s offered); delivered %d, %.0f rows/s first commit to last delivery (%.0f rows/s draining the backlog after the writers stopped); latency commit→client p50 %s p99 %s max %s",
+			p := func(q float64) time.Duration { return pct(lat, q) }
+			h := func(q float64) time.Duration { return pct(hist, q) }
+			t.Logf("%s: %d rows committed in %s (%.0f rows/s offered); delivered %d, %.0f rows/s first commit to last delivery (%.0f rows/s draining the backlog after the writers stopped); latency commit→client p50 %s p99 %s max %s; commit→history (ms resolution, %d samples) p50 %s p99 %s max %s",
 				name, committed.Load(), writeTime.Round(time.Millisecond), float64(committed.Load())/writeTime.Seconds(),
-				delivered.Load(), float64(delivered.Load())/total.Seconds(), drainRate, p(0.5), p(0.99), p(1))
+				delivered.Load(), float64(delivered.Load())/total.Seconds(), drainRate, p(0.5), p(0.99), p(1), len(hist), h(0.5), h(0.99), h(1))
 			if os.Getenv("SYNCGATE_BENCH_SLOW") != "" {
 				t.Logf("slow (commit time since start: latency): %v", slow[:min(len(slow), 60)])
 			}
