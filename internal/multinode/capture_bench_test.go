@@ -90,7 +90,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			defer cancel()
 			var mu sync.Mutex
 			var lat, hist []time.Duration // commit → client, commit → history
-			seen := map[string]string{} // documentId → offset
+			seen := map[string]string{}   // documentId → offset
 			var dups []string
 			var slow []string
 			start := time.Now()
