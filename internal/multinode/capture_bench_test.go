@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,8 +32,9 @@ import (
 //	SYNCGATE_BENCH=1 go test -run TestCaptureThroughputLatency -v -timeout 10m ./internal/multinode
 //
 // SYNCGATE_BENCH_SECONDS sets each phase's length (default 10);
-// SYNCGATE_BENCH_SLOW=1 lists deliveries later than 300 ms (commit time
-// since the phase's start: latency), to tell a stall from a backlog;
+// SYNCGATE_BENCH_SLOW=1 counts deliveries later than 300 ms per 100 ms of
+// commit time, to tell a stall from a backlog;
+// SYNCGATE_BENCH_PGCONF=name=value sets a PostgreSQL parameter first;
 // SYNCGATE_BENCH_PROFILES=DIR saves a 3 s CPU profile of the gateway
 // draining each phase's backlog. Each
 // subtest commits single-row INSERTs from several writer connections,
@@ -63,12 +65,30 @@ func TestCaptureThroughputLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = setup.Close(context.Background()) })
+	if v := os.Getenv("SYNCGATE_BENCH_PGCONF"); v != "" { // e.g. "wal_init_zero=off"
+		name, val, _ := strings.Cut(v, "=")
+		if _, err := setup.Exec(context.Background(), `ALTER SYSTEM SET `+pgx.Identifier{name}.Sanitize()+` = '`+val+`'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := setup.Exec(context.Background(), `SELECT pg_reload_conf()`); err != nil {
+			t.Fatal(err)
+		}
+	}
 	metricsAddr := freeAddr(t)
 	gw := startCaptureProc(t, rs.URL(), pg.URL(), 0, "SYNCGATE_POSTGRES_PROJECT=p1", "SYNCGATE_PPROF=true", "SYNCGATE_METRICS_ADDR="+metricsAddr)
 	met := &proc{addr: metricsAddr}                    // /metrics and /debug/pprof
 	profileDir := os.Getenv("SYNCGATE_BENCH_PROFILES") // a CPU profile of the gateway per subtest, when set
 	awaitCapturing(t, met, -1)
 	tok := wstest.Token(t, "u", time.Hour, []string{"p1"}, nil, nil)
+	t.Cleanup(func() {
+		// Warnings tell a capture restart or a failed publish from a slow machine.
+		log, _ := os.ReadFile(gw.log)
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				t.Logf("gateway: %s", line)
+			}
+		}
+	})
 
 	for _, tc := range []struct {
 		writers, rowsPerTx, rate int
@@ -92,7 +112,11 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			var lat, hist []time.Duration // commit → client, commit → history
 			seen := map[string]string{}   // documentId → offset
 			var dups []string
-			var slow []string
+			type late struct {
+				n   int
+				max time.Duration
+			}
+			slow := map[int]late{} // by 100 ms of commit time since start
 			start := time.Now()
 			var delivered atomic.Int64
 			var lastDelivery atomic.Int64
@@ -113,8 +137,13 @@ func TestCaptureThroughputLatency(t *testing.T) {
 							hist = append(hist, at.Sub(ev.Timestamp))
 						}
 					}
-					if d := now.Sub(ev.Timestamp); d > 300*time.Millisecond && len(slow) < 2000 {
-						slow = append(slow, fmt.Sprintf("%.2fs:%s", ev.Timestamp.Sub(start).Seconds(), d.Round(time.Millisecond)))
+					if d := now.Sub(ev.Timestamp); d > 300*time.Millisecond {
+						// Per 100 ms of commit time: how many, how late at most.
+						b := int(ev.Timestamp.Sub(start) / (100 * time.Millisecond))
+						sb := slow[b]
+						sb.n++
+						sb.max = max(sb.max, d)
+						slow[b] = sb
 					}
 					if prev, ok := seen[ev.DocumentID]; ok {
 						dups = append(dups, fmt.Sprintf("id %s at offsets %s and %s", ev.DocumentID, prev, ev.Offset))
@@ -205,7 +234,16 @@ func TestCaptureThroughputLatency(t *testing.T) {
 				name, committed.Load(), writeTime.Round(time.Millisecond), float64(committed.Load())/writeTime.Seconds(),
 				delivered.Load(), float64(delivered.Load())/total.Seconds(), drainRate, p(0.5), p(0.99), p(1), len(hist), h(0.5), h(0.99), h(1))
 			if os.Getenv("SYNCGATE_BENCH_SLOW") != "" {
-				t.Logf("slow (commit time since start: latency): %v", slow[:min(len(slow), 60)])
+				var keys []int
+				for k := range slow {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				var b strings.Builder
+				for _, k := range keys {
+					fmt.Fprintf(&b, " %.1fs:%d≤%s", float64(k)/10, slow[k].n, slow[k].max.Round(time.Millisecond))
+				}
+				t.Logf("deliveries later than 300 ms, by commit time since the start (100 ms buckets: count≤latest):%s", b.String())
 			}
 			if delivered.Load() != committed.Load() || len(dups) > 0 {
 				t.Errorf("delivered %d rows, committed %d; %d delivered twice: %v", delivered.Load(), committed.Load(), len(dups), dups[:min(len(dups), 10)])
