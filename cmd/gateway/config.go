@@ -43,6 +43,8 @@ type config struct {
 	LogFormat         string
 	LogLevel          slog.Level
 	Pprof             bool
+	// Postgres: change capture (SYNCGATE_POSTGRES_*); see postgres.go.
+	Postgres postgresConfig
 	// Dev is set when no token configuration was given: a secret and a
 	// publish key are generated and printed help follows.
 	Dev bool
@@ -159,6 +161,8 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		}
 		c.Pprof = b
 	}
+
+	loadPostgresConfig(&c.Postgres, getenv)
 
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address for clients and publishing (SYNCGATE_ADDR)")

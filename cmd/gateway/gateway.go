@@ -37,6 +37,8 @@ type gateway struct {
 	metLn    net.Listener
 	wg       sync.WaitGroup
 	errc     chan error
+
+	capture *captureRunner // change capture from PostgreSQL; nil when off (postgres.go)
 }
 
 // open builds and starts every part; on error what was started is closed.
@@ -61,6 +63,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	}
 	defer func() {
 		if err != nil {
+			g.capture.stop()
 			_ = g.bp.Close()
 		}
 	}()
@@ -91,6 +94,9 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	// One backplane feeds both client protocols.
 	if err := g.bp.Start(ctx, backplane.Fanout(g.hub, g.sio)); err != nil {
 		return nil, fmt.Errorf("starting backplane: %w", err)
+	}
+	if g.capture, err = startCapture(cfg, log, m, g.bp); err != nil {
+		return nil, err
 	}
 	ready := func() error { return nil }
 	if c, ok := g.bp.(backplane.Checker); ok {
@@ -186,6 +192,7 @@ func (g *gateway) wait(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-g.errc:
 	}
+	g.capture.stop() // before the backplane closes, so its last publish lands
 	g.log.Info("draining (signal again to exit at once)", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
 	dctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()

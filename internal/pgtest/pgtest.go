@@ -26,9 +26,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/syncgate/syncgate/internal/redistest"
-	"time"
 )
 
 // Bin returns the directory holding initdb and postgres, skipping (or,

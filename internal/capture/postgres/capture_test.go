@@ -199,3 +199,46 @@ func TestEmitMessage(t *testing.T) {
 	}
 	_ = syncgate.TypeInsert
 }
+
+// TestDDL: schema changes arrive as events through the event trigger, in
+// transaction order with the rows around them.
+func TestDDL(t *testing.T) {
+	pg := pgtest.Start(t)
+	sql := db(t, pg.URL())
+	exec(t, sql, `CREATE TABLE before_install (id int PRIMARY KEY)`)
+	r := startCapture(t, pg.URL(), nil)
+	exec(t, sql, `CREATE TABLE t1 (id int PRIMARY KEY, name text NOT NULL)`)
+	exec(t, sql, `BEGIN; INSERT INTO t1 VALUES (1, 'a'); ALTER TABLE t1 ADD COLUMN age int; INSERT INTO t1 VALUES (2, 'b', 3); COMMIT`)
+	exec(t, sql, `ALTER TABLE t1 ALTER COLUMN age TYPE bigint`)
+	exec(t, sql, `ALTER TABLE t1 RENAME COLUMN name TO title`)
+	exec(t, sql, `ALTER TABLE t1 ADD CONSTRAINT age_ok CHECK (age > 0)`)
+	exec(t, sql, `ALTER TABLE t1 DROP CONSTRAINT age_ok`)
+	exec(t, sql, `ALTER TABLE t1 DROP COLUMN age`)
+	exec(t, sql, `ALTER TABLE t1 RENAME TO t2`)
+	exec(t, sql, `ALTER TABLE before_install ADD COLUMN x text`)
+	exec(t, sql, `DROP TABLE t2`)
+	want := []string{
+		`create_table t1 {"columns": [{"name": "id", "type": "integer"}, {"name": "name", "type": "text"}], "constraints": {"t1_pkey": "PRIMARY KEY (id)"}}`,
+		`insert t1 {"id":1,"name":"a"}`,
+		`add_column t1 {"name": "age", "type": "integer"}`,
+		`insert t1 {"id":2,"name":"b","age":3}`,
+		`alter_column t1 {"name": "age", "type": "bigint", "oldName": "age", "oldType": "integer"}`,
+		`alter_column t1 {"name": "title", "type": "text", "oldName": "name", "oldType": "text"}`,
+		`create_constraint t1 {"name": "age_ok", "definition": "CHECK ((age > 0))"}`,
+		`drop_constraint t1 {"name": "age_ok", "definition": "CHECK ((age > 0))"}`,
+		`drop_column t1 {"name": "age", "type": "bigint"}`,
+		`rename_table t2 {"name": "t2", "oldName": "t1", "oldSchema": "public"}`,
+		`add_column before_install {"name": "x", "type": "text"}`,
+		`drop_table t2 `,
+	}
+	evs := r.rec.wait(t, len(want), 60*time.Second)
+	for i, w := range want {
+		ev := evs[i]
+		if got := ev.Type + " " + ev.Collection + " " + string(ev.Document); got != w || ev.Project != "public" {
+			t.Errorf("event %d: %s (project %s)\nwant     %s", i, got, ev.Project, w)
+		}
+	}
+	if len(evs) > len(want) {
+		t.Errorf("%d more events than expected: %s", len(evs)-len(want), dump(evs[len(want):]))
+	}
+}

@@ -27,8 +27,8 @@ type Config struct {
 	// table's schema.
 	Project string
 	// InstallDDLTrigger installs the event trigger that captures schema
-	// changes (the function syncgate.emit_ddl and the event triggers
-	// syncgate_ddl and syncgate_drop); default true.
+	// changes (the schema syncgate with its functions and snapshot table,
+	// and the event triggers syncgate_ddl and syncgate_drop); default true.
 	InstallDDLTrigger *bool
 	// LockRetry is how often a node that does not capture tries to take
 	// over; default 1s.

@@ -328,7 +328,11 @@ func (d *decoder) message(m *pglogrepl.LogicalDecodingMessage) (*txn, error) {
 		_, err = ev.Encode()
 	}
 	if err != nil {
-		d.m.CaptureRefused(metrics.RefusedMessage)
+		if m.Prefix == ddlMessagePrefix {
+			d.m.CaptureRefused(metrics.RefusedName) // the trigger writes valid events but for the names
+		} else {
+			d.m.CaptureRefused(metrics.RefusedMessage)
+		}
 		// The error names fields and values, never the document body.
 		d.log.Warn("logical message is not a valid event; skipped", "prefix", m.Prefix, "lsn", m.LSN.String(), "err", err)
 		return nil, nil

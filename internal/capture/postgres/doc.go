@@ -35,7 +35,11 @@
 // # Exactly once
 //
 // The slot's position is confirmed only after the publish returned, that
-// is after the events are in the backplane's history. A restarted capture
+// is after the events are in the backplane's history: the reader reports
+// the end of the newest published transaction, or, when a keepalive
+// arrives with everything received published and no transaction open,
+// that keepalive's WAL end (so an idle slot holds no WAL). An LSN that
+// came with a transaction's data is never reported. A restarted capture
 // (a killed gateway, a restarted database whose slot position was saved
 // before the last confirmations, a retried publish whose answer was lost)
 // receives again what it did not confirm. It skips what it already
@@ -73,5 +77,5 @@
 // A Capture is safe for concurrent use; Run is called once. Every
 // goroutine belongs to a session, which waits for them before it returns.
 // Memory: a transaction's events are held until its commit; the hand-over
-// queue holds at most 256 transactions.
+// queue holds at most 2,048 transactions (queueTxs).
 package postgres
