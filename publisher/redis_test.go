@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/redisfn"
 	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/wstest"
 	"github.com/syncgate/syncgate/publisher"
@@ -171,7 +172,7 @@ func TestRedisCLIExample(t *testing.T) {
 		t.Fatalf("redis-cli: %v: %s", err, out)
 	}
 	ev := c.Events(1)[0]
-	if strings.TrimSpace(string(out)) != ev.Offset || ev.DocumentID != "event-123" || string(ev.Document) != `{"title":"Launch"}` || ev.Timestamp.IsZero() {
+	if redisfn.TagOffset(strings.TrimSpace(string(out)), "p1", "events") != ev.Offset || ev.DocumentID != "event-123" || string(ev.Document) != `{"title":"Launch"}` || ev.Timestamp.IsZero() {
 		t.Errorf("redis-cli printed %q; delivered %+v", out, ev)
 	}
 }

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/redisfn"
 )
 
 // DefaultHistorySize and DefaultHistoryTTL bound each stream's history when
 // the configuration leaves them zero.
 const (
-	DefaultHistorySize = 1000
-	DefaultHistoryTTL  = 24 * time.Hour
+	DefaultHistorySize = redisfn.DefaultHistorySize
+	DefaultHistoryTTL  = redisfn.DefaultHistoryTTL
 )
 
 // MemoryConfig configures the in-memory backplane.

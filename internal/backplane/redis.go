@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/redisfn"
 )
 
 // Redis joins gateway nodes through Redis: history in streams, live
@@ -132,14 +133,14 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	target, err := parseRedisURL(cfg.URL)
+	target, err := redisfn.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
 	cmd, sub, hist := newClients(target, cfg.ReconnectMin, cfg.ReconnectMax)
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Redis{
-		cfg: cfg, cmd: cmd, sub: sub, hist: hist, cluster: target.cluster != nil,
+		cfg: cfg, cmd: cmd, sub: sub, hist: hist, cluster: target.Cluster != nil,
 		log: cfg.Logger.With("backplane", "redis"), m: cfg.Metrics,
 		ctx: ctx, cancel: cancel, groups: make(map[string]*psGroup),
 	}, nil
@@ -197,26 +198,21 @@ func (b *Redis) loadAndVerify(ctx context.Context) error {
 	if err := b.installLibrary(ctx); err != nil {
 		return err
 	}
-	check := func(ctx context.Context, c redis.Cmdable) error {
-		v, err := c.FCallRO(ctx, "syncgate_version", nil).Slice()
-		if err != nil {
-			return classify("syncgate_version", err)
-		}
-		if len(v) == 0 || fmt.Sprint(v[0]) != RedisLibraryVersion {
-			return fmt.Errorf("redis function library syncgate has version %v, want %s", v, RedisLibraryVersion)
-		}
-		return nil
-	}
-	if cc, ok := b.cmd.(*redis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return check(ctx, c) })
-	}
-	return check(ctx, b.cmd)
+	return unavailable(redisfn.CheckVersion(ctx, b.cmd))
+}
+
+// limits are the history limits of this node's library.
+func (b *Redis) limits() redisfn.Limits {
+	return redisfn.Limits{HistorySize: b.cfg.HistorySize, HistoryTTL: b.cfg.HistoryTTL}
 }
 
 // installLibrary loads the function library with this node's limits,
 // replacing whatever is installed.
-func (b *Redis) installLibrary(ctx context.Context) error {
-	return loadLibrary(ctx, b.cmd, b.cfg.HistorySize, b.cfg.HistoryTTL, libraryOwnerGateway, true)
+func (b *Redis) installLibrary(ctx context.Context) error { return unavailable(b.load(ctx)) }
+
+// load is installLibrary as a redisfn.Loader, its error as redisfn's.
+func (b *Redis) load(ctx context.Context) error {
+	return redisfn.Load(ctx, b.cmd, b.limits(), redisfn.OwnerGateway, true)
 }
 
 // ensureLibrary reinstalls the function library with this node's limits on
@@ -226,44 +222,33 @@ func (b *Redis) installLibrary(ctx context.Context) error {
 // alike (docs/redis.md), and replacing it would make two misconfigured
 // nodes take turns; a difference in limits is logged once.
 func (b *Redis) ensureLibrary(ctx context.Context) {
-	size, ttl := int64(max(b.cfg.HistorySize, 0)), b.cfg.HistoryTTL.Milliseconds()
-	src := redisLibrarySource(b.cfg.HistorySize, b.cfg.HistoryTTL, libraryOwnerGateway)
-	one := func(ctx context.Context, c redis.Cmdable) error {
-		v, err := c.FCallRO(ctx, "syncgate_version", nil).Slice()
+	lim := b.limits()
+	err := redisfn.ForEachMaster(ctx, b.cmd, func(ctx context.Context, c redis.Cmdable) error {
+		in, err := redisfn.InstalledOn(ctx, c)
 		why := ""
 		switch {
-		case err != nil && isFunctionMissing(err):
+		case err != nil && redisfn.IsFunctionMissing(err):
 			why = "missing"
 		case err != nil:
 			return err
-		case len(v) < 4 || fmt.Sprint(v[0]) != RedisLibraryVersion:
+		case in.Version != redisfn.LibraryVersion || in.Owner == "":
 			why = "outdated"
-		case fmt.Sprint(v[3]) != libraryOwnerGateway:
+		case in.Owner != redisfn.OwnerGateway:
 			why = "installed by a publisher"
 		default:
-			if n, _ := v[1].(int64); n != size {
-				why = fmt.Sprintf("history size %d", n)
-			} else if ms, _ := v[2].(int64); ms != ttl {
-				why = fmt.Sprintf("history TTL %dms", ms)
-			}
-			if why != "" && !b.limitsWarned.Swap(true) {
+			if !in.Matches(lim) && !b.limitsWarned.Swap(true) {
 				b.log.Warn("another gateway installed the function library with other history limits; configure every node alike",
-					"installed", why, "history_size", size, "history_ttl_ms", ttl)
+					"installed_history_size", in.HistorySize, "installed_history_ttl", in.HistoryTTL.String(),
+					"history_size", b.cfg.HistorySize, "history_ttl", b.cfg.HistoryTTL.String())
 			}
 			return nil
 		}
-		if err := c.FunctionLoadReplace(ctx, src).Err(); err != nil {
+		if err := redisfn.LoadOn(ctx, c, lim, redisfn.OwnerGateway); err != nil {
 			return err
 		}
 		b.log.Info("installed the redis function library with this node's history limits", "was", why)
 		return nil
-	}
-	var err error
-	if cc, ok := b.cmd.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return one(ctx, c) })
-	} else {
-		err = one(ctx, b.cmd)
-	}
+	})
 	if err != nil {
 		b.log.Debug("checking the function library failed", "err", err)
 	}
@@ -597,7 +582,16 @@ func (b *Redis) publish(ctx context.Context, events []syncgate.Event, at *positi
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
-	offsets, err := redisPublish(ctx, b.cmd, events, RedisPublishOptions{load: func() error { return b.installLibrary(ctx) }}, at)
+	enc, err := redisfn.Encode(events, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	var fat *redisfn.At
+	if at != nil {
+		fat = &redisfn.At{Source: at.source, Positions: at.pos}
+	}
+	offsets, err := redisfn.Publish(ctx, b.cmd, enc, fat, b.load)
+	err = unavailable(err)
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		// The call may have run: not the "nothing was published" of
 		// ErrUnavailable (503) but an unknown outcome (504).
@@ -854,56 +848,36 @@ func (b *Redis) History(ctx context.Context, s Stream, since string, page Page) 
 		}
 	}
 	page = page.withDefaults()
-	keys := []string{epochKey(s.Project)}
-	var res []any
-	for attempt := 0; ; attempt++ {
-		var err error
-		res, err = b.hist.FCall(ctx, "syncgate_history_page", keys, s.Collection, epoch, id, page.MaxEvents, page.MaxBytes).Slice()
-		if err == nil {
-			break
-		}
-		if attempt == 0 && isFunctionMissing(err) {
-			// A Redis that restarted empty, or a library of version 2
-			// (a gateway from before paged history installed it).
-			if lerr := b.installLibrary(ctx); lerr != nil {
-				return History{}, fmt.Errorf("history %s: %w", s, lerr)
-			}
-			continue
-		}
-		return History{}, fmt.Errorf("history %s: %w", s, classify("syncgate_history_page", err))
+	rep, err := redisfn.History(ctx, b.hist, redisfn.HistoryRequest{
+		Project: s.Project, Collection: s.Collection, SinceEpoch: epoch, SinceID: id,
+		MaxEvents: page.MaxEvents, MaxBytes: page.MaxBytes,
+	}, b.load)
+	if err != nil {
+		return History{}, fmt.Errorf("history %s: %w", s, unavailable(err))
 	}
-	if len(res) < 4 || len(res)%2 != 0 {
-		return History{}, fmt.Errorf("history %s: unexpected reply of %d elements", s, len(res))
-	}
-	ep, _ := res[0].(string)
-	last, _ := res[1].(string)
-	rec, _ := res[2].(int64)
-	more, _ := res[3].(int64)
-	headOff, err := ParseOffset(ep + ":" + last)
+	headOff, err := ParseOffset(rep.Epoch + ":" + rep.Last)
 	if err != nil {
 		return History{}, fmt.Errorf("history %s: bad head: %w", s, err)
 	}
 	tag := StreamTag(s)
 	headOff.Stream = tag
-	h := History{Head: headOff.String(), Recovered: rec == 1 && !foreign, More: more == 1}
-	if n := (len(res) - 4) / 2; n > 0 {
-		h.Events = make([]syncgate.Event, 0, n)
+	h := History{Head: headOff.String(), Recovered: rep.Recovered && !foreign, More: rep.More}
+	if len(rep.Entries) > 0 {
+		h.Events = make([]syncgate.Event, 0, len(rep.Entries))
 	}
-	prefix := ep + "t" + tag + ":"
-	for i := 4; i+1 < len(res); i += 2 {
-		sid, _ := res[i].(string)
-		raw, _ := res[i+1].(string)
+	prefix := rep.Epoch + "t" + tag + ":"
+	for _, en := range rep.Entries {
 		var ev syncgate.Event
-		if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		if err := json.Unmarshal([]byte(en.JSON), &ev); err != nil {
 			// Never a silent gap: the reader reloads (recovered:false).
-			b.log.Warn("undecodable history entry; the resume is not recovered", "stream", s.String(), "id", sid, "err", err)
+			b.log.Warn("undecodable history entry; the resume is not recovered", "stream", s.String(), "id", en.ID, "err", err)
 			b.countInvalid()
 			h.Events, h.Recovered, h.More, h.Bytes = nil, false, false, 0
 			return h, nil
 		}
-		ev.Offset = prefix + sid
+		ev.Offset = prefix + en.ID
 		h.Events = append(h.Events, ev)
-		h.Bytes += len(raw)
+		h.Bytes += len(en.JSON)
 	}
 	return h, nil
 }
