@@ -10,14 +10,6 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate"
-	"github.com/syncgate/syncgate/internal/redisfn"
-)
-
-// DefaultHistorySize and DefaultHistoryTTL bound each stream's history when
-// the configuration leaves them zero.
-const (
-	DefaultHistorySize = redisfn.DefaultHistorySize
-	DefaultHistoryTTL  = redisfn.DefaultHistoryTTL
 )
 
 // MemoryConfig configures the in-memory backplane.
@@ -39,7 +31,12 @@ type Memory struct {
 	cfg   MemoryConfig
 	epoch string
 
-	mu      sync.Mutex // guards streams and recv; held while delivering
+	// dmu orders delivery: held from appending events until the Receiver
+	// has them, so live order is offset order. It is taken before mu,
+	// and the Receiver is called with dmu alone held: it may call History,
+	// Subscribe and Unsubscribe, not Publish.
+	dmu     sync.Mutex
+	mu      sync.Mutex // guards streams, recv, closed, positions
 	streams map[Stream]*memStream
 	recv    Receiver
 	closed  bool
@@ -89,24 +86,51 @@ func (m *Memory) Start(ctx context.Context, r Receiver) error {
 	return nil
 }
 
-// Publish implements Backplane. Events are appended and delivered under one
-// lock, so every stream's live order equals its offset order.
+// Publish implements Backplane. Events are appended and delivered in one
+// step under dmu, so every stream's live order equals its offset order; the
+// Receiver is called after mu is released.
 func (m *Memory) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m.dmu.Lock()
+	defer m.dmu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.publishLocked(events)
+	offsets, out, err := m.publishLocked(events)
+	recv := m.recv
+	m.mu.Unlock()
+	deliverMem(recv, out)
+	return offsets, err
 }
 
-// publishLocked is Publish with m.mu held.
-func (m *Memory) publishLocked(events []syncgate.Event) ([]string, error) {
+// memDelivery is one event for the Receiver.
+type memDelivery struct {
+	s  Stream
+	ev syncgate.Event
+}
+
+// deliverMem hands out to r. m.dmu is held, m.mu is not.
+func deliverMem(r Receiver, out []memDelivery) {
+	if r == nil {
+		return
+	}
+	for i := range out {
+		r.Receive(out[i].s, &out[i].ev)
+	}
+}
+
+// publishLocked appends events and returns their offsets and what to
+// deliver. m.dmu and m.mu are held.
+func (m *Memory) publishLocked(events []syncgate.Event) ([]string, []memDelivery, error) {
 	if m.closed {
-		return nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
+		return nil, nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
 	}
 	now := m.cfg.Now()
 	offsets := make([]string, len(events))
+	var out []memDelivery
+	if m.recv != nil {
+		out = make([]memDelivery, 0, 2*len(events))
+	}
 	for i := range events {
 		ev := events[i]
 		if ev.Timestamp.IsZero() {
@@ -118,11 +142,10 @@ func (m *Memory) publishLocked(events []syncgate.Event) ([]string, error) {
 		pev := m.append(ps, ev, now)
 		offsets[i] = cev.Offset
 		if m.recv != nil {
-			m.recv.Receive(cs, &cev)
-			m.recv.Receive(ps, &pev)
+			out = append(out, memDelivery{cs, cev}, memDelivery{ps, pev})
 		}
 	}
-	return offsets, nil
+	return offsets, out, nil
 }
 
 // append adds ev to stream s and returns it with its offset. m.mu is held.

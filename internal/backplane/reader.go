@@ -9,10 +9,6 @@ import (
 	"github.com/syncgate/syncgate/internal/metrics"
 )
 
-// DefaultHistoryReadBudget is the node-wide bound on history bytes being
-// read for resuming clients when HistoryReaderConfig leaves it zero.
-const DefaultHistoryReadBudget = 64 << 20
-
 // HistoryReaderConfig configures a HistoryReader.
 type HistoryReaderConfig struct {
 	// Budget bounds the bytes of history pages (their events' JSON as

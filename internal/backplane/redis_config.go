@@ -98,22 +98,22 @@ func (c *RedisConfig) setDefaults() {
 		c.HistoryTTL = DefaultHistoryTTL
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 2 * time.Second
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.SubscribeTimeout == 0 {
-		c.SubscribeTimeout = 5 * time.Second
+		c.SubscribeTimeout = DefaultSubscribeTimeout
 	}
 	if c.ProbeInterval == 0 {
-		c.ProbeInterval = 2 * time.Second
+		c.ProbeInterval = DefaultProbeInterval
 	}
 	if c.ProbeTimeout == 0 {
-		c.ProbeTimeout = 3 * time.Second
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	if c.ReconnectMin == 0 {
-		c.ReconnectMin = 100 * time.Millisecond
+		c.ReconnectMin = DefaultReconnectMin
 	}
 	if c.ReconnectMax == 0 {
-		c.ReconnectMax = 5 * time.Second
+		c.ReconnectMax = DefaultReconnectMax
 	}
 	if c.ReconnectMin > c.ReconnectMax {
 		c.ReconnectMin = c.ReconnectMax

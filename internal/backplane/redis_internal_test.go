@@ -30,19 +30,19 @@ func TestFillBufferByteBound(t *testing.T) {
 	b := &Redis{}
 	s1, s2 := &chanState{filling: true}, &chanState{filling: true}
 	for i := range 9 {
-		b.deliverLocked(s1, liveEvent{off: Offset{Epoch: "e", Hi: uint64(i)}, size: 100})
+		b.deliverLocked(s1, liveEvent{off: Offset{Epoch: "e", Hi: uint64(i)}, size: 100}, nil)
 	}
 	if len(s1.buf) != 9 || s1.bufBytes != 900 || s1.overflow || b.fillBytes != 900 {
 		t.Fatalf("under the bound: %d events, %d bytes, overflow %v", len(s1.buf), s1.bufBytes, s1.overflow)
 	}
-	b.deliverLocked(s1, liveEvent{off: Offset{Epoch: "e", Hi: 9}, size: 200})
+	b.deliverLocked(s1, liveEvent{off: Offset{Epoch: "e", Hi: 9}, size: 200}, nil)
 	if len(s1.buf) != 0 || !s1.overflow || b.fillBytes != 0 {
 		t.Fatalf("per-stream bound: %d events kept, overflow %v, node bytes %d", len(s1.buf), s1.overflow, b.fillBytes)
 	}
 	s1.overflow = false
 	for i := range 8 {
-		b.deliverLocked(s1, liveEvent{off: Offset{Epoch: "e", Hi: uint64(i)}, size: 100})
-		b.deliverLocked(s2, liveEvent{off: Offset{Epoch: "e", Hi: uint64(i)}, size: 100})
+		b.deliverLocked(s1, liveEvent{off: Offset{Epoch: "e", Hi: uint64(i)}, size: 100}, nil)
+		b.deliverLocked(s2, liveEvent{off: Offset{Epoch: "e", Hi: uint64(i)}, size: 100}, nil)
 	}
 	if !s2.overflow || len(s2.buf) != 0 || s1.overflow || b.fillBytes != s1.bufBytes || b.fillBytes > 1500 {
 		t.Fatalf("node-wide bound: s1 %d bytes, s2 overflow %v, node %d bytes", s1.bufBytes, s2.overflow, b.fillBytes)
