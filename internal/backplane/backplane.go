@@ -70,14 +70,15 @@ func (p Page) withDefaults() Page {
 // channel, or Memory's Publish, waits for the delivery that is calling.
 type Receiver interface {
 	// Receive delivers one live event of stream s, with ev.Offset set to its
-	// offset in s. Events of one stream arrive in offset order; after a
-	// reconnection the backplane may deliver an event again, so receivers
-	// drop offsets they have already seen.
-	Receive(s Stream, ev *syncgate.Event)
+	// offset in s and off that offset parsed (the backplane parses it once,
+	// where the event enters the node). Events of one stream arrive in
+	// offset order; after a reconnection the backplane may deliver an event
+	// again, so receivers drop offsets they have already seen.
+	Receive(s Stream, off Offset, ev *syncgate.Event)
 	// Reset says that events of s after the last delivered one may have been
 	// lost and cannot be replayed (history trimmed or Redis lost its data);
 	// head is the stream's current head, from which delivery continues.
-	Reset(s Stream, head string)
+	Reset(s Stream, head Offset)
 }
 
 // Backplane stores history and delivers events between nodes.

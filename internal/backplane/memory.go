@@ -105,8 +105,9 @@ func (m *Memory) Publish(ctx context.Context, events []syncgate.Event) ([]string
 
 // memDelivery is one event for the Receiver.
 type memDelivery struct {
-	s  Stream
-	ev syncgate.Event
+	s   Stream
+	off Offset
+	ev  syncgate.Event
 }
 
 // deliverMem hands out to r. m.dmu is held, m.mu is not.
@@ -115,7 +116,7 @@ func deliverMem(r Receiver, out []memDelivery) {
 		return
 	}
 	for i := range out {
-		r.Receive(out[i].s, &out[i].ev)
+		r.Receive(out[i].s, out[i].off, &out[i].ev)
 	}
 }
 
@@ -138,28 +139,29 @@ func (m *Memory) publishLocked(events []syncgate.Event) ([]string, []memDelivery
 		}
 		cs := Stream{ev.Project, ev.Collection}
 		ps := Stream{ev.Project, syncgate.AllCollections}
-		cev := m.append(cs, ev, now)
-		pev := m.append(ps, ev, now)
+		cev, coff := m.append(cs, ev, now)
+		pev, poff := m.append(ps, ev, now)
 		offsets[i] = cev.Offset
 		if m.recv != nil {
-			out = append(out, memDelivery{cs, cev}, memDelivery{ps, pev})
+			out = append(out, memDelivery{cs, coff, cev}, memDelivery{ps, poff, pev})
 		}
 	}
 	return offsets, out, nil
 }
 
 // append adds ev to stream s and returns it with its offset. m.mu is held.
-func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) syncgate.Event {
+func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) (syncgate.Event, Offset) {
 	st := m.streams[s]
 	if st == nil {
 		st = &memStream{}
 		m.streams[s] = st
 	}
 	st.last++
-	ev.Offset = Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}.String()
+	off := Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}
+	ev.Offset = off.String()
 	st.entries = append(st.entries, memEntry{seq: st.last, at: now, ev: ev, size: approxSize(&ev)})
 	m.trim(st, now)
-	return ev
+	return ev, off
 }
 
 // trim drops entries beyond the size limit or older than the TTL.

@@ -25,7 +25,7 @@ func newCallbackReceiver() *callbackReceiver {
 	return &callbackReceiver{entered: make(chan struct{}, 16), done: make(chan error, 16)}
 }
 
-func (r *callbackReceiver) Receive(s backplane.Stream, ev *syncgate.Event) {
+func (r *callbackReceiver) Receive(s backplane.Stream, _ backplane.Offset, ev *syncgate.Event) {
 	r.entered <- struct{}{}
 	if r.hold != nil {
 		<-r.hold
@@ -44,7 +44,7 @@ func (r *callbackReceiver) Receive(s backplane.Stream, ev *syncgate.Event) {
 	r.done <- err
 }
 
-func (r *callbackReceiver) Reset(backplane.Stream, string) {}
+func (r *callbackReceiver) Reset(backplane.Stream, backplane.Offset) {}
 
 // receiverBackplanes returns each backplane started with r.
 func receiverBackplanes(t *testing.T) map[string]func(r *callbackReceiver) backplane.Backplane {

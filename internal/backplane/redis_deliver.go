@@ -42,9 +42,9 @@ func (h *handoff) deliver() {
 	}
 	for _, le := range h.evs {
 		if le.ev == nil {
-			h.recv.Reset(h.s, le.off.String())
+			h.recv.Reset(h.s, le.off)
 		} else {
-			h.recv.Receive(h.s, le.ev)
+			h.recv.Receive(h.s, le.off, le.ev)
 		}
 	}
 }
