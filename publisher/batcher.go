@@ -72,7 +72,7 @@ type Batcher struct {
 }
 
 type item struct {
-	enc encoded
+	enc Encoded
 	at  time.Time
 	w   *waiter // nil for Enqueue
 	idx int     // index in w.offsets
@@ -154,7 +154,7 @@ func (b *Batcher) add(ctx context.Context, events []syncgate.Event, wait bool) (
 	}
 	size := 0
 	for _, e := range enc {
-		size += len(e.raw)
+		size += len(e.JSON)
 	}
 	if len(enc) > b.cfg.QueueEvents || size > b.cfg.QueueBytes {
 		return nil, fmt.Errorf("%w: a call of %d events, %d bytes exceeds the queue's %d events, %d bytes",
@@ -351,12 +351,12 @@ func (b *Batcher) run() {
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 
-		enc := make([]encoded, n)
+		enc := make([]Encoded, n)
 		for i, it := range batch {
 			enc[i] = it.enc
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.RequestTimeout)
-		offsets, err := b.p.t.send(ctx, enc)
+		offsets, err := b.p.send(ctx, enc)
 		cancel()
 		b.finish(batch, offsets, err)
 	}
@@ -364,9 +364,9 @@ func (b *Batcher) run() {
 
 // encodedOf returns the encoded events of up to max queued items; only
 // their sizes matter to requestSize.
-func encodedOf(q []item, max int) []encoded {
+func encodedOf(q []item, max int) []Encoded {
 	n := min(len(q), max)
-	enc := make([]encoded, n)
+	enc := make([]Encoded, n)
 	for i := range n {
 		enc[i] = q[i].enc
 	}
@@ -380,13 +380,13 @@ func (b *Batcher) finish(batch []item, offsets []string, err error) {
 	if err != nil && b.cfg.OnError != nil {
 		failedEvents = make([]syncgate.Event, len(batch))
 		for i, it := range batch {
-			failedEvents[i] = *it.enc.ev
+			failedEvents[i] = *it.enc.Event
 		}
 	}
 	size := 0
 	fireAndForget := 0
 	for i, it := range batch {
-		size += len(it.enc.raw)
+		size += len(it.enc.JSON)
 		if it.w == nil {
 			fireAndForget++
 			continue

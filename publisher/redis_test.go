@@ -18,6 +18,7 @@ import (
 	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/wstest"
 	"github.com/syncgate/syncgate/publisher"
+	"github.com/syncgate/syncgate/publisher/redispub"
 )
 
 // redisNode starts redis-server and a gateway node on its Redis backplane.
@@ -44,7 +45,7 @@ func redisClient(t testing.TB, addr string, mod func(*redis.Options)) *redis.Cli
 
 func newRedisPublisher(t testing.TB, rdb redis.UniversalClient) *publisher.Publisher {
 	t.Helper()
-	p, err := publisher.NewRedis(rdb, publisher.RedisConfig{RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	p, err := redispub.New(rdb, redispub.Config{RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,11 +145,6 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	}, nil
 }
 
-// Client returns the command client (no command retries, so a publish is
-// never sent twice). cmd/publisher uses it, unstarted, to publish with
-// RedisPublish from the same URL forms as the gateway.
-func (b *Redis) Client() redis.UniversalClient { return b.cmd }
-
 // Start installs the function library (replacing an older one, so the
 // history limits are this node's), checks its version, opens the pub/sub
 // connection and starts the probe. A Redis that cannot be reached does not

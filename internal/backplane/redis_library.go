@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/redisfn"
 )
 
@@ -74,35 +72,6 @@ func (b *Redis) ensureLibrary(ctx context.Context) {
 
 // library the gateway installs (redisfn.LibraryVersion).
 const RedisLibraryVersion = redisfn.LibraryVersion
-
-// RedisPublishOptions tune RedisPublish.
-type RedisPublishOptions struct {
-	// HistorySize and HistoryTTL are the history limits the function library
-	// is installed with when RedisPublish finds it missing (Redis restarted
-	// empty, or no gateway has started yet). Such a library is marked as a
-	// publisher's: gateways replace it with their own limits at their next
-	// probe (within a second or two), and a publisher never replaces a
-	// library. Defaults 1000 and 24h, as the gateway's.
-	HistorySize int
-	HistoryTTL  time.Duration
-}
-
-// RedisPublish publishes validated events straight through Redis with the
-// `syncgate_publish` function, as a gateway does, and returns each event's
-// offset in its collection stream (redisfn.Publish). Connection failures
-// wrap ErrUnavailable; when the call may have run (a timeout, a connection
-// cut after sending) they also wrap context.DeadlineExceeded or
-// context.Canceled, and retrying them may publish twice. An event the
-// function rejects yields an error wrapping syncgate.ErrInvalidEvent.
-func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions) ([]string, error) {
-	enc, err := redisfn.Encode(events, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	load := redisfn.PublisherLoader(rdb, redisfn.Limits{HistorySize: opts.HistorySize, HistoryTTL: opts.HistoryTTL})
-	offsets, err := redisfn.Publish(ctx, rdb, enc, nil, load)
-	return offsets, unavailable(err)
-}
 
 // classify is redisfn.Classify mapped onto the backplane's errors.
 func classify(op string, err error) error { return unavailable(redisfn.Classify(op, err)) }
