@@ -52,6 +52,7 @@ type BatcherConfig struct {
 type Batcher struct {
 	p      *Publisher
 	cfg    BatcherConfig
+	cfgErr error           // cfg.Validate(): Enqueue and Publish fail with it
 	ctx    context.Context // requests; canceled when Close gives up
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: work, flush or close for the sender
@@ -85,8 +86,34 @@ type waiter struct {
 	done      chan struct{}
 }
 
-// NewBatcher starts a Batcher publishing through p.
+// Validate names the first field that cannot be used, and its value.
+func (c BatcherConfig) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Window", c.Window}, {"RequestTimeout", c.RequestTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("publisher: BatcherConfig.%s=%s: must not be negative", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"MaxBatch", c.MaxBatch}, {"QueueEvents", c.QueueEvents}, {"QueueBytes", c.QueueBytes}} {
+		if n.v < 0 {
+			return fmt.Errorf("publisher: BatcherConfig.%s=%d: must not be negative", n.name, n.v)
+		}
+	}
+	if c.MaxBatch > MaxRequestEvents {
+		return fmt.Errorf("publisher: BatcherConfig.MaxBatch=%d: at most %d", c.MaxBatch, MaxRequestEvents)
+	}
+	return nil
+}
+
+// NewBatcher starts a Batcher publishing through p. With a configuration
+// that Validate refuses, Enqueue and Publish fail with that error.
 func (p *Publisher) NewBatcher(cfg BatcherConfig) *Batcher {
+	cfgErr := cfg.Validate()
 	if cfg.Window <= 0 {
 		cfg.Window = 5 * time.Millisecond
 	}
@@ -104,7 +131,7 @@ func (p *Publisher) NewBatcher(cfg BatcherConfig) *Batcher {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Batcher{
-		p: p, cfg: cfg, ctx: ctx, cancel: cancel,
+		p: p, cfg: cfg, cfgErr: cfgErr, ctx: ctx, cancel: cancel,
 		wake:     make(chan struct{}, 1),
 		exited:   make(chan struct{}),
 		space:    make(chan struct{}),
@@ -144,6 +171,9 @@ func (b *Batcher) Publish(ctx context.Context, events ...syncgate.Event) ([]stri
 }
 
 func (b *Batcher) add(ctx context.Context, events []syncgate.Event, wait bool) (*waiter, error) {
+	if b.cfgErr != nil {
+		return nil, b.cfgErr
+	}
 	if len(events) == 0 {
 		return nil, nil
 	}

@@ -96,3 +96,45 @@ func TestStandaloneDependencies(t *testing.T) {
 		}
 	}
 }
+
+// TestBatcherConfigValidate: a negative or too large value is refused,
+// naming the field and the value, instead of becoming the default; a
+// Batcher made with one fails its Enqueue and Publish with that error.
+func TestBatcherConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg  publisher.BatcherConfig
+		want string
+	}{
+		{publisher.BatcherConfig{}, ""},
+		{publisher.BatcherConfig{Window: -time.Millisecond}, "BatcherConfig.Window=-1ms"},
+		{publisher.BatcherConfig{RequestTimeout: -time.Second}, "BatcherConfig.RequestTimeout=-1s"},
+		{publisher.BatcherConfig{MaxBatch: -1}, "BatcherConfig.MaxBatch=-1"},
+		{publisher.BatcherConfig{MaxBatch: 5000}, "BatcherConfig.MaxBatch=5000: at most 1000"},
+		{publisher.BatcherConfig{QueueEvents: -2}, "BatcherConfig.QueueEvents=-2"},
+		{publisher.BatcherConfig{QueueBytes: -3}, "BatcherConfig.QueueBytes=-3"},
+	} {
+		err := c.cfg.Validate()
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%+v refused: %v", c.cfg, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+			continue
+		}
+		p, _ := publisher.NewWithTransport(&fakeTransport{}, publisher.Retry{})
+		b := p.NewBatcher(c.cfg)
+		if err := b.Enqueue(context.Background(), seqEvent("p", "c", 0, 0)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Enqueue with %+v: %v", c.cfg, err)
+		}
+		if _, err := b.Publish(context.Background(), seqEvent("p", "c", 0, 0)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Publish with %+v: %v", c.cfg, err)
+		}
+		if err := b.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		_ = p.Close()
+	}
+}

@@ -23,13 +23,23 @@ type MemoryConfig struct {
 	Now func() time.Time
 }
 
+// Validate names the first bad field and its value. A negative HistorySize
+// is valid: it keeps no history.
+func (c MemoryConfig) Validate() error {
+	if c.HistoryTTL < 0 {
+		return fmt.Errorf("MemoryConfig.HistoryTTL=%s: must not be negative", c.HistoryTTL)
+	}
+	return nil
+}
+
 // Memory is a single-node backplane keeping history in process memory. Its
 // epoch is random per process, so offsets from an earlier process resume
 // with recovered=false; each stream's offsets carry its StreamTag, so an
 // offset of another stream resumes with recovered=false too.
 type Memory struct {
-	cfg   MemoryConfig
-	epoch string
+	cfg    MemoryConfig
+	epoch  string
+	cfgErr error // cfg.Validate(): every call fails with it
 
 	// dmu orders delivery: held from appending events until the Receiver
 	// has them, so live order is offset order. It is taken before mu,
@@ -59,15 +69,18 @@ type memEntry struct {
 
 var _ Backplane = (*Memory)(nil)
 
-// NewMemory returns an in-memory backplane.
+// NewMemory returns an in-memory backplane. With a configuration that
+// Validate refuses, Start, Publish, PublishAt and History fail with that
+// error.
 func NewMemory(cfg MemoryConfig) *Memory {
+	cfgErr := cfg.Validate()
 	if cfg.HistorySize == 0 {
 		cfg.HistorySize = DefaultHistorySize
 	}
 	if cfg.HistorySize < 0 {
 		cfg.HistorySize = 0
 	}
-	if cfg.HistoryTTL <= 0 {
+	if cfg.HistoryTTL == 0 {
 		cfg.HistoryTTL = DefaultHistoryTTL
 	}
 	if cfg.Now == nil {
@@ -75,11 +88,14 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &Memory{cfg: cfg, epoch: "m" + hex.EncodeToString(b[:]), streams: make(map[Stream]*memStream)}
+	return &Memory{cfg: cfg, cfgErr: cfgErr, epoch: "m" + hex.EncodeToString(b[:]), streams: make(map[Stream]*memStream)}
 }
 
 // Start implements Backplane.
 func (m *Memory) Start(ctx context.Context, r Receiver) error {
+	if m.cfgErr != nil {
+		return m.cfgErr
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.recv = r
@@ -90,6 +106,9 @@ func (m *Memory) Start(ctx context.Context, r Receiver) error {
 // step under dmu, so every stream's live order equals its offset order; the
 // Receiver is called after mu is released.
 func (m *Memory) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
+	if m.cfgErr != nil {
+		return nil, m.cfgErr
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -193,6 +212,9 @@ func (m *Memory) Unsubscribe(ctx context.Context, s Stream) error { return nil }
 
 // History implements Backplane.
 func (m *Memory) History(ctx context.Context, s Stream, since string, page Page) (History, error) {
+	if m.cfgErr != nil {
+		return History{}, m.cfgErr
+	}
 	var from Offset
 	if since != "" {
 		var err error

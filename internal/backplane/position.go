@@ -114,6 +114,9 @@ func (b *Redis) PublishAt(ctx context.Context, source string, events []syncgate.
 
 // PublishAt implements PositionPublisher.
 func (m *Memory) PublishAt(ctx context.Context, source string, events []syncgate.Event, pos []string) ([]string, error) {
+	if m.cfgErr != nil {
+		return nil, m.cfgErr
+	}
 	if err := checkPositions(source, events, pos); err != nil {
 		return nil, err
 	}

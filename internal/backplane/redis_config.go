@@ -1,6 +1,7 @@
 package backplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -79,8 +80,8 @@ func (c *RedisConfig) Validate() error {
 	if c.HistoryTTL != 0 && c.HistoryTTL < time.Millisecond {
 		return fmt.Errorf("RedisConfig.HistoryTTL=%s: at least 1ms", c.HistoryTTL)
 	}
-	if c.ReconnectMax != 0 && c.ReconnectMin > c.ReconnectMax {
-		return fmt.Errorf("RedisConfig.ReconnectMin=%s exceeds ReconnectMax=%s", c.ReconnectMin, c.ReconnectMax)
+	if maxR := cmp.Or(c.ReconnectMax, DefaultReconnectMax); c.ReconnectMin > maxR {
+		return fmt.Errorf("RedisConfig.ReconnectMin=%s exceeds ReconnectMax=%s", c.ReconnectMin, maxR)
 	}
 	for _, ch := range c.NodeID {
 		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
@@ -109,14 +110,13 @@ func (c *RedisConfig) setDefaults() {
 	if c.ProbeTimeout == 0 {
 		c.ProbeTimeout = DefaultProbeTimeout
 	}
-	if c.ReconnectMin == 0 {
-		c.ReconnectMin = DefaultReconnectMin
-	}
 	if c.ReconnectMax == 0 {
 		c.ReconnectMax = DefaultReconnectMax
 	}
-	if c.ReconnectMin > c.ReconnectMax {
-		c.ReconnectMin = c.ReconnectMax
+	if c.ReconnectMin == 0 {
+		// Within a small ReconnectMax that was set (Validate checked one
+		// that was set).
+		c.ReconnectMin = min(DefaultReconnectMin, c.ReconnectMax)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
