@@ -97,8 +97,6 @@ func unavailable(err error) error {
 }
 
 // Key and channel names (redisfn, docs/redis.md) of a Stream.
-func epochKey(project string) string { return redisfn.EpochKey(project) }
-
 func channelName(s Stream) string { return redisfn.ChannelName(s.Project, s.Collection) }
 
 func probeChannel(group, node string) string { return redisfn.ProbeChannel(group, node) }

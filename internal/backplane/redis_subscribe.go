@@ -13,14 +13,20 @@ type subWaiter struct {
 	done   chan struct{}
 }
 
+// groupOf is the key of the pub/sub connection that carries s: its
+// project on Redis Cluster (whose channels live on the project's slot),
+// the one connection ("") on a single Redis.
+func (b *Redis) groupOf(s Stream) string {
+	if b.cluster {
+		return s.Project
+	}
+	return ""
+}
+
 // Subscribe implements Backplane. The first local subscription to a stream
 // subscribes its channel and returns once Redis confirmed it.
 func (b *Redis) Subscribe(ctx context.Context, s Stream) error {
-	ch := channelName(s)
-	group := ""
-	if b.cluster {
-		group = s.Project
-	}
+	ch, group := channelName(s), b.groupOf(s)
 	b.subMu.Lock()
 	b.mu.Lock()
 	if b.closed || !b.started {
@@ -135,11 +141,7 @@ func (b *Redis) Unsubscribe(ctx context.Context, s Stream) error {
 // connection resubscribes the channel when it reconnects, and the
 // confirmation, finding no subscriber, unsubscribes it (dropStaleLocked).
 func (b *Redis) release(s Stream) {
-	ch := channelName(s)
-	group := ""
-	if b.cluster {
-		group = s.Project
-	}
+	ch, group := channelName(s), b.groupOf(s)
 	b.subMu.Lock()
 	b.mu.Lock()
 	g := b.groups[group]

@@ -143,22 +143,21 @@ func RedactURL(raw string) string {
 func (t Target) CommandOptions() (*redis.Options, *redis.ClusterOptions) {
 	if t.Single != nil {
 		o := *t.Single
-		o.MaxRetries = -1
-		o.DialerRetries = 1
-		if o.DialTimeout == 0 {
-			o.DialTimeout = 2 * time.Second
-		}
-		o.ContextTimeoutEnabled = true
+		failFast(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ContextTimeoutEnabled)
 		return &o, nil
 	}
 	o := *t.Cluster
-	o.MaxRetries = -1
-	o.DialerRetries = 1
-	if o.DialTimeout == 0 {
-		o.DialTimeout = 2 * time.Second
-	}
-	o.ContextTimeoutEnabled = true
+	failFast(&o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ContextTimeoutEnabled)
 	return nil, &o
+}
+
+// failFast sets the fields CommandOptions sets, in either options type.
+func failFast(maxRetries, dialerRetries *int, dialTimeout *time.Duration, contextTimeout *bool) {
+	*maxRetries, *dialerRetries = -1, 1
+	if *dialTimeout == 0 {
+		*dialTimeout = 2 * time.Second
+	}
+	*contextTimeout = true
 }
 
 // CommandClient returns a new command client for t (CommandOptions): the
