@@ -52,6 +52,7 @@ type BatcherConfig struct {
 type Batcher struct {
 	p      *Publisher
 	cfg    BatcherConfig
+	cfgErr error           // cfg.Validate(): Enqueue and Publish fail with it
 	ctx    context.Context // requests; canceled when Close gives up
 	cancel context.CancelFunc
 	wake   chan struct{} // cap 1: work, flush or close for the sender
@@ -72,7 +73,7 @@ type Batcher struct {
 }
 
 type item struct {
-	enc encoded
+	enc Encoded
 	at  time.Time
 	w   *waiter // nil for Enqueue
 	idx int     // index in w.offsets
@@ -85,8 +86,34 @@ type waiter struct {
 	done      chan struct{}
 }
 
-// NewBatcher starts a Batcher publishing through p.
+// Validate names the first field that cannot be used, and its value.
+func (c BatcherConfig) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Window", c.Window}, {"RequestTimeout", c.RequestTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("publisher: BatcherConfig.%s=%s: must not be negative", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"MaxBatch", c.MaxBatch}, {"QueueEvents", c.QueueEvents}, {"QueueBytes", c.QueueBytes}} {
+		if n.v < 0 {
+			return fmt.Errorf("publisher: BatcherConfig.%s=%d: must not be negative", n.name, n.v)
+		}
+	}
+	if c.MaxBatch > MaxRequestEvents {
+		return fmt.Errorf("publisher: BatcherConfig.MaxBatch=%d: at most %d", c.MaxBatch, MaxRequestEvents)
+	}
+	return nil
+}
+
+// NewBatcher starts a Batcher publishing through p. With a configuration
+// that Validate refuses, Enqueue and Publish fail with that error.
 func (p *Publisher) NewBatcher(cfg BatcherConfig) *Batcher {
+	cfgErr := cfg.Validate()
 	if cfg.Window <= 0 {
 		cfg.Window = 5 * time.Millisecond
 	}
@@ -104,7 +131,7 @@ func (p *Publisher) NewBatcher(cfg BatcherConfig) *Batcher {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Batcher{
-		p: p, cfg: cfg, ctx: ctx, cancel: cancel,
+		p: p, cfg: cfg, cfgErr: cfgErr, ctx: ctx, cancel: cancel,
 		wake:     make(chan struct{}, 1),
 		exited:   make(chan struct{}),
 		space:    make(chan struct{}),
@@ -144,6 +171,9 @@ func (b *Batcher) Publish(ctx context.Context, events ...syncgate.Event) ([]stri
 }
 
 func (b *Batcher) add(ctx context.Context, events []syncgate.Event, wait bool) (*waiter, error) {
+	if b.cfgErr != nil {
+		return nil, b.cfgErr
+	}
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -154,7 +184,7 @@ func (b *Batcher) add(ctx context.Context, events []syncgate.Event, wait bool) (
 	}
 	size := 0
 	for _, e := range enc {
-		size += len(e.raw)
+		size += len(e.JSON)
 	}
 	if len(enc) > b.cfg.QueueEvents || size > b.cfg.QueueBytes {
 		return nil, fmt.Errorf("%w: a call of %d events, %d bytes exceeds the queue's %d events, %d bytes",
@@ -351,12 +381,12 @@ func (b *Batcher) run() {
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 
-		enc := make([]encoded, n)
+		enc := make([]Encoded, n)
 		for i, it := range batch {
 			enc[i] = it.enc
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.RequestTimeout)
-		offsets, err := b.p.t.send(ctx, enc)
+		offsets, err := b.p.send(ctx, enc)
 		cancel()
 		b.finish(batch, offsets, err)
 	}
@@ -364,9 +394,9 @@ func (b *Batcher) run() {
 
 // encodedOf returns the encoded events of up to max queued items; only
 // their sizes matter to requestSize.
-func encodedOf(q []item, max int) []encoded {
+func encodedOf(q []item, max int) []Encoded {
 	n := min(len(q), max)
-	enc := make([]encoded, n)
+	enc := make([]Encoded, n)
 	for i := range n {
 		enc[i] = q[i].enc
 	}
@@ -380,13 +410,13 @@ func (b *Batcher) finish(batch []item, offsets []string, err error) {
 	if err != nil && b.cfg.OnError != nil {
 		failedEvents = make([]syncgate.Event, len(batch))
 		for i, it := range batch {
-			failedEvents[i] = *it.enc.ev
+			failedEvents[i] = *it.enc.Event
 		}
 	}
 	size := 0
 	fireAndForget := 0
 	for i, it := range batch {
-		size += len(it.enc.raw)
+		size += len(it.enc.JSON)
 		if it.w == nil {
 			fireAndForget++
 			continue

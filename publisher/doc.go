@@ -8,8 +8,13 @@
 //     over keep-alive connections, retrying only what certainly was not
 //     applied (connection refused, 503), with capped exponential backoff and
 //     jitter.
-//   - NewRedis calls the Redis Function the gateway installs, straight into
-//     the backplane, with no gateway hop.
+//   - Package publisher/redispub calls the Redis Function the gateway
+//     installs, straight into the backplane, with no gateway hop. It returns
+//     the same *Publisher (through NewWithTransport); it is a package of its
+//     own so that this one depends on the standard library and the event
+//     type only, and HTTP publishers do not link go-redis. Code that called
+//     publisher.NewRedis(rdb, publisher.RedisConfig{…}) calls
+//     redispub.New(rdb, redispub.Config{…}).
 //
 // Publish sends events and returns their offsets. The helpers build the
 // well-known events: DocumentCreated, DocumentUpdated, DocumentDeleted and

@@ -3,6 +3,7 @@ package publisher
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes carried by Error. The first five are the gateway's own codes
@@ -38,6 +39,9 @@ type Error struct {
 	// published before this error: calls larger than one request (1,000
 	// events or 1 MiB) are sent as several requests in order.
 	Published int
+	// RetryAfter is how long the gateway asked to wait before retrying (a
+	// 503's Retry-After); 0 when it did not say.
+	RetryAfter time.Duration
 
 	err error // the cause, for errors.Is (syncgate.ErrInvalidEvent, ErrUnavailable)
 }
@@ -53,6 +57,13 @@ func (e *Error) Error() string {
 		s += fmt.Sprintf(" (%d earlier events of the call were published)", e.Published)
 	}
 	return s
+}
+
+// NewError returns an *Error with code, message and the cause Unwrap
+// returns, for Transports: a cause wrapping ErrUnavailable (and not
+// ErrUncertain) marks a failure after which nothing was published.
+func NewError(code, message string, cause error) *Error {
+	return &Error{Code: code, Message: message, err: cause}
 }
 
 // Unwrap exposes the cause: syncgate.ErrInvalidEvent for events refused

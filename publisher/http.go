@@ -38,7 +38,6 @@ type httpTransport struct {
 	userAgent string
 	client    *http.Client
 	ownClient bool
-	retry     retryPolicy
 }
 
 func newHTTPTransport(cfg Config) (*httpTransport, error) {
@@ -47,7 +46,6 @@ func newHTTPTransport(cfg Config) (*httpTransport, error) {
 		auth:      "Bearer " + cfg.Key,
 		userAgent: cfg.UserAgent,
 		client:    cfg.HTTPClient,
-		retry:     newRetry(cfg.MaxRetries, cfg.RetryBase, cfg.RetryMax),
 	}
 	if t.userAgent == "" {
 		t.userAgent = "syncgate-publisher-go"
@@ -68,18 +66,23 @@ func newHTTPTransport(cfg Config) (*httpTransport, error) {
 	return t, nil
 }
 
-func (t *httpTransport) close() error {
+// Close implements Transport.
+func (t *httpTransport) Close() error {
 	if t.ownClient {
 		t.client.CloseIdleConnections()
 	}
 	return nil
 }
 
-func (t *httpTransport) send(ctx context.Context, batch []encoded) ([]string, error) {
-	body := bodyOf(batch)
-	return t.retry.do(ctx, func() ([]string, time.Duration, error) {
-		return t.post(ctx, body, len(batch))
-	})
+// Send implements Transport: one POST, its 503 or 429 carrying the
+// server's Retry-After.
+func (t *httpTransport) Send(ctx context.Context, batch []Encoded) ([]string, error) {
+	offsets, retryAfter, err := t.post(ctx, bodyOf(batch), len(batch))
+	var pe *Error
+	if retryAfter > 0 && errors.As(err, &pe) {
+		pe.RetryAfter = retryAfter
+	}
+	return offsets, err
 }
 
 // post makes one attempt. retryAfter is negative when the request must not

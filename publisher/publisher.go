@@ -54,30 +54,63 @@ func (c Config) Validate() error {
 	if c.Key == "" {
 		return errors.New("publisher: Config.Key (the publish key) is required")
 	}
-	if c.RetryBase < 0 || c.RetryMax < 0 {
-		return fmt.Errorf("publisher: negative RetryBase %v or RetryMax %v", c.RetryBase, c.RetryMax)
+	if c.RetryBase < 0 {
+		return fmt.Errorf("publisher: Config.RetryBase=%s: must not be negative", c.RetryBase)
+	}
+	if c.RetryMax < 0 {
+		return fmt.Errorf("publisher: Config.RetryMax=%s: must not be negative", c.RetryMax)
 	}
 	return nil
 }
 
-// transport sends one request's worth of encoded events (at most
-// MaxRequestEvents, MaxRequestBytes) and returns their offsets.
-type transport interface {
-	send(ctx context.Context, batch []encoded) ([]string, error)
-	close() error
+// Transport carries a Publisher's requests: New's posts to a gateway, and
+// publisher/redispub's calls the Redis Function. A Transport makes one
+// attempt per Send; the Publisher retries.
+type Transport interface {
+	// Send publishes one request's worth of validated events (at most
+	// MaxRequestEvents and MaxRequestBytes), all or nothing, and returns
+	// their offsets in order. Its errors are *Error values; one that wraps
+	// ErrUnavailable but not ErrUncertain says nothing was published, and
+	// the Publisher tries it again (after its RetryAfter, when longer than
+	// the backoff).
+	Send(ctx context.Context, batch []Encoded) ([]string, error)
+	// Close releases the Transport's connections.
+	Close() error
 }
 
-// encoded is a validated event with its JSON.
-type encoded struct {
-	ev  *syncgate.Event
-	raw []byte
+// Encoded is a validated event and its JSON, as a Transport receives it.
+// Neither may be modified.
+type Encoded struct {
+	Event *syncgate.Event
+	JSON  []byte
 }
 
-// Publisher publishes events to syncgate over HTTP (New) or straight into
-// Redis (NewRedis). It is safe for concurrent use; keep one per process and
-// Close it when done.
+// Retry says how a Publisher retries requests that certainly were not
+// applied: MaxRetries times (default 4, negative none), with capped
+// exponential backoff from Base to Max (defaults 100ms and 2s) and jitter.
+type Retry struct {
+	MaxRetries int
+	Base, Max  time.Duration
+}
+
+// Validate names a field that cannot be used.
+func (r Retry) Validate() error {
+	if r.Base < 0 {
+		return fmt.Errorf("publisher: Retry.Base=%s: must not be negative", r.Base)
+	}
+	if r.Max < 0 {
+		return fmt.Errorf("publisher: Retry.Max=%s: must not be negative", r.Max)
+	}
+	return nil
+}
+
+// Publisher publishes events to syncgate over HTTP (New) or another
+// Transport (NewWithTransport; publisher/redispub publishes straight into
+// Redis). It is safe for concurrent use; keep one per process and Close it
+// when done.
 type Publisher struct {
-	t      transport
+	t      Transport
+	retry  retryPolicy
 	closed atomic.Bool
 	now    func() time.Time
 }
@@ -91,7 +124,38 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{t: t, now: time.Now}, nil
+	return NewWithTransport(t, Retry{MaxRetries: cfg.MaxRetries, Base: cfg.RetryBase, Max: cfg.RetryMax})
+}
+
+// NewWithTransport returns a Publisher sending through t, retrying as r
+// says. The Publisher's Close closes t.
+func NewWithTransport(t Transport, r Retry) (*Publisher, error) {
+	if t == nil {
+		return nil, errors.New("publisher: NewWithTransport needs a Transport")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &Publisher{t: t, retry: newRetry(r.MaxRetries, r.Base, r.Max), now: time.Now}, nil
+}
+
+// send sends one request through the Transport, retrying what certainly
+// was not applied.
+func (p *Publisher) send(ctx context.Context, batch []Encoded) ([]string, error) {
+	return p.retry.do(ctx, func() ([]string, time.Duration, error) {
+		offsets, err := p.t.Send(ctx, batch)
+		if err == nil {
+			return offsets, 0, nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUncertain) {
+			return nil, -1, err
+		}
+		var pe *Error
+		if errors.As(err, &pe) {
+			return nil, pe.RetryAfter, err
+		}
+		return nil, 0, err
+	})
 }
 
 // Publish validates events and publishes them in order, returning one offset
@@ -122,7 +186,7 @@ func (p *Publisher) Publish(ctx context.Context, events ...syncgate.Event) ([]st
 	offsets := make([]string, 0, len(events))
 	for len(enc) > 0 {
 		n := requestSize(enc)
-		offs, err := p.t.send(ctx, enc[:n])
+		offs, err := p.send(ctx, enc[:n])
 		if err != nil {
 			return offsets, published(err, len(offsets))
 		}
@@ -138,7 +202,7 @@ func (p *Publisher) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	return p.t.close()
+	return p.t.Close()
 }
 
 // Check validates ev exactly as Publish does (and as the gateway will):
@@ -149,13 +213,13 @@ func Check(ev syncgate.Event) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return len(e.raw), nil
+	return len(e.JSON), nil
 }
 
 // encodeAll validates and encodes events, setting zero timestamps to now.
 // The events slice is not modified.
-func encodeAll(events []syncgate.Event, now time.Time) ([]encoded, error) {
-	enc := make([]encoded, len(events))
+func encodeAll(events []syncgate.Event, now time.Time) ([]Encoded, error) {
+	enc := make([]Encoded, len(events))
 	batch := len(events) > 1
 	for i := range events {
 		ev := events[i]
@@ -170,28 +234,28 @@ func encodeAll(events []syncgate.Event, now time.Time) ([]encoded, error) {
 
 // encodeOne checks ev in the order the gateway does: Validate, default
 // timestamp, then the encoded size.
-func encodeOne(ev *syncgate.Event, now time.Time) (encoded, error) {
+func encodeOne(ev *syncgate.Event, now time.Time) (Encoded, error) {
 	if err := ev.Validate(); err != nil {
-		return encoded{}, err
+		return Encoded{}, err
 	}
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = now.UTC()
 	}
 	raw, err := ev.Encode()
 	if err != nil {
-		return encoded{}, err
+		return Encoded{}, err
 	}
-	return encoded{ev: ev, raw: raw}, nil
+	return Encoded{Event: ev, JSON: raw}, nil
 }
 
 // batchOverhead is the size of `{"events":[` + `]}`.
 const batchOverhead = len(`{"events":[]}`)
 
 // requestSize returns how many of enc (at least one) fit in one request.
-func requestSize(enc []encoded) int {
+func requestSize(enc []Encoded) int {
 	size := batchOverhead
 	for i, e := range enc {
-		size += len(e.raw) + 1 // comma
+		size += len(e.JSON) + 1 // comma
 		if i == MaxRequestEvents || (i > 0 && size > MaxRequestBytes) {
 			return i
 		}
@@ -210,13 +274,13 @@ func published(err error, n int) error {
 
 // bodyOf builds the request body: the bare event for one, a batch otherwise,
 // so that the gateway's error messages match the client-side ones.
-func bodyOf(batch []encoded) []byte {
+func bodyOf(batch []Encoded) []byte {
 	if len(batch) == 1 {
-		return batch[0].raw
+		return batch[0].JSON
 	}
 	n := batchOverhead
 	for _, e := range batch {
-		n += len(e.raw) + 1
+		n += len(e.JSON) + 1
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"events":[`...)
@@ -224,7 +288,7 @@ func bodyOf(batch []encoded) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, e.raw...)
+		b = append(b, e.JSON...)
 	}
 	return append(b, `]}`...)
 }

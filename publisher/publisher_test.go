@@ -328,15 +328,19 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, cfg := range []publisher.Config{
-		{Key: "k"},
-		{URL: "localhost:8080", Key: "k"},
-		{URL: "ftp://x", Key: "k"},
-		{URL: "http://x"},
-		{URL: "http://x", Key: "k", RetryBase: -1},
+	for _, c := range []struct {
+		cfg  publisher.Config
+		want string
+	}{
+		{publisher.Config{Key: "k"}, "Config.URL is required"},
+		{publisher.Config{URL: "localhost:8080", Key: "k"}, `Config.URL "localhost:8080"`},
+		{publisher.Config{URL: "ftp://x", Key: "k"}, `Config.URL "ftp://x"`},
+		{publisher.Config{URL: "http://x"}, "Config.Key"},
+		{publisher.Config{URL: "http://x", Key: "k", RetryBase: -1}, "Config.RetryBase=-1ns"},
+		{publisher.Config{URL: "http://x", Key: "k", RetryMax: -time.Second}, "Config.RetryMax=-1s"},
 	} {
-		if _, err := publisher.New(cfg); err == nil {
-			t.Errorf("New(%+v) accepted", cfg)
+		if _, err := publisher.New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v): %v, want an error naming %q", c.cfg, err, c.want)
 		}
 	}
 	p, err := publisher.New(publisher.Config{URL: "http://x", Key: "k"})

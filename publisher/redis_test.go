@@ -14,9 +14,11 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/redisfn"
 	"github.com/syncgate/syncgate/internal/redistest"
 	"github.com/syncgate/syncgate/internal/wstest"
 	"github.com/syncgate/syncgate/publisher"
+	"github.com/syncgate/syncgate/publisher/redispub"
 )
 
 // redisNode starts redis-server and a gateway node on its Redis backplane.
@@ -43,7 +45,7 @@ func redisClient(t testing.TB, addr string, mod func(*redis.Options)) *redis.Cli
 
 func newRedisPublisher(t testing.TB, rdb redis.UniversalClient) *publisher.Publisher {
 	t.Helper()
-	p, err := publisher.NewRedis(rdb, publisher.RedisConfig{RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	p, err := redispub.New(rdb, redispub.Config{RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,13 +173,7 @@ func TestRedisCLIExample(t *testing.T) {
 		t.Fatalf("redis-cli: %v: %s", err, out)
 	}
 	ev := c.Events(1)[0]
-	// FCALL returns the offset without its stream tag (docs/redis.md);
-	// the gateway hands it out tagged.
-	off, err := backplane.ParseOffset(strings.TrimSpace(string(out)))
-	if err != nil || off.Stream != "" {
-		t.Fatalf("redis-cli printed %q, want an untagged offset (%v)", out, err)
-	}
-	if off.In(backplane.Stream{Project: "p1", Collection: "events"}).String() != ev.Offset || ev.DocumentID != "event-123" || string(ev.Document) != `{"title":"Launch"}` || ev.Timestamp.IsZero() {
+	if redisfn.TagOffset(strings.TrimSpace(string(out)), "p1", "events") != ev.Offset || ev.DocumentID != "event-123" || string(ev.Document) != `{"title":"Launch"}` || ev.Timestamp.IsZero() {
 		t.Errorf("redis-cli printed %q; delivered %+v", out, ev)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/publisher"
+	"github.com/syncgate/syncgate/publisher/redispub"
 )
 
 // pubStats counts publishing; seqs[k] is the number of events of stream k
@@ -50,7 +51,7 @@ func newPublisher(cfg *config) (*publisher.Publisher, func(), error) {
 		opts.MaxRetries = -1 // a resent command could publish twice
 		opts.PoolSize = cfg.Publishers + 2
 		rdb := redis.NewClient(opts)
-		p, err := publisher.NewRedis(rdb, publisher.RedisConfig{MaxRetries: -1})
+		p, err := redispub.New(rdb, redispub.Config{MaxRetries: -1})
 		if err != nil {
 			_ = rdb.Close()
 			return nil, nil, err

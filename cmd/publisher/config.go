@@ -163,8 +163,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if c.Batch < 1 || c.Batch > publisher.MaxRequestEvents {
 		return nil, fmt.Errorf("%w: --batch %d: want 1 to %d", errUsage, c.Batch, publisher.MaxRequestEvents)
 	}
-	if c.Linger < 0 || c.Timeout <= 0 || c.Progress < 0 {
-		return nil, fmt.Errorf("%w: --linger, --timeout and --progress must not be negative (--timeout above 0)", errUsage)
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"linger", c.Linger}, {"progress", c.Progress}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("%w: --%s %s: must not be negative", errUsage, d.flag, d.v)
+		}
+	}
+	if c.Timeout <= 0 {
+		return nil, fmt.Errorf("%w: --timeout %s: must be more than 0", errUsage, c.Timeout)
+	}
+	if c.Retries < 0 {
+		return nil, fmt.Errorf("%w: --retries %d: must not be negative (0: none)", errUsage, c.Retries)
 	}
 	return c, nil
 }

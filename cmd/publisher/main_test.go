@@ -58,6 +58,10 @@ func TestUsage(t *testing.T) {
 		{"document without type", env, []string{"--document", "{}"}, "--document needs --type"},
 		{"type and file", env, []string{"--type", "insert", "--file", "x"}, "not both"},
 		{"batch", env, []string{"--batch", "1001"}, "--batch 1001"},
+		{"negative linger", env, []string{"--linger", "-1s"}, "--linger -1s: must not be negative"},
+		{"negative progress", env, []string{"--progress", "-2s"}, "--progress -2s"},
+		{"zero timeout", env, []string{"--timeout", "0s"}, "--timeout 0s: must be more than 0"},
+		{"negative retries", env, []string{"--retries", "-3"}, "--retries -3: must not be negative"},
 		{"missing file", env, []string{"--file", "/nonexistent/x.jsonl"}, "no such file"},
 	}
 	for _, tc := range cases {

@@ -51,12 +51,6 @@ type Page struct {
 	MaxBytes int
 }
 
-// Page defaults: a page of history holds at most 500 events and 1 MiB.
-const (
-	DefaultPageEvents = 500
-	DefaultPageBytes  = 1 << 20
-)
-
 // withDefaults returns p with zero fields set to their defaults.
 func (p Page) withDefaults() Page {
 	if p.MaxEvents <= 0 {
@@ -69,17 +63,22 @@ func (p Page) withDefaults() Page {
 }
 
 // Receiver takes live events from a backplane. Its methods must not block:
-// the backplane calls them from its delivery loop.
+// the backplane calls them from its delivery loop. They are called with no
+// backplane lock held, only the stream's delivery order, so they may call
+// the backplane back (Unsubscribe, Ready, History, a Subscribe of a stream
+// already received); a Subscribe that waits for Redis to confirm a new
+// channel, or Memory's Publish, waits for the delivery that is calling.
 type Receiver interface {
 	// Receive delivers one live event of stream s, with ev.Offset set to its
-	// offset in s. Events of one stream arrive in offset order; after a
-	// reconnection the backplane may deliver an event again, so receivers
-	// drop offsets they have already seen.
-	Receive(s Stream, ev *syncgate.Event)
+	// offset in s and off that offset parsed (the backplane parses it once,
+	// where the event enters the node). Events of one stream arrive in
+	// offset order; after a reconnection the backplane may deliver an event
+	// again, so receivers drop offsets they have already seen.
+	Receive(s Stream, off Offset, ev *syncgate.Event)
 	// Reset says that events of s after the last delivered one may have been
 	// lost and cannot be replayed (history trimmed or Redis lost its data);
 	// head is the stream's current head, from which delivery continues.
-	Reset(s Stream, head string)
+	Reset(s Stream, head Offset)
 }
 
 // Backplane stores history and delivers events between nodes.

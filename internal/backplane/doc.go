@@ -8,6 +8,7 @@
 //
 // Two implementations sit behind the Backplane interface: Memory (one node,
 // development and tests) and Redis (many nodes). Implementations deliver live
-// events to a Receiver, one stream's events in offset order, never blocking
-// on it. All methods are safe for concurrent use.
+// events to a Receiver, one stream's events in offset order, never holding
+// a backplane lock while calling it (redis.go writes down the lock order).
+// All methods are safe for concurrent use.
 package backplane

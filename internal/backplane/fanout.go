@@ -15,13 +15,13 @@ func Fanout(rs ...Receiver) Receiver {
 
 type fanout []Receiver
 
-func (f fanout) Receive(s Stream, ev *syncgate.Event) {
+func (f fanout) Receive(s Stream, off Offset, ev *syncgate.Event) {
 	for _, r := range f {
-		r.Receive(s, ev)
+		r.Receive(s, off, ev)
 	}
 }
 
-func (f fanout) Reset(s Stream, head string) {
+func (f fanout) Reset(s Stream, head Offset) {
 	for _, r := range f {
 		r.Reset(s, head)
 	}

@@ -222,8 +222,11 @@ func TestHistoryReaderShares(t *testing.T) {
 			pages <- p
 		})
 	}
+	// Every resumer has joined the one read (on a loaded machine one may
+	// start late; after the read it would lead a second one, which waits
+	// for budget the held pages keep).
 	await(t, 10*time.Second, "every resumer waiting on one read", func() bool {
-		return slow.calls.Load() == 1 && r.InFlight() == 64<<10
+		return slow.calls.Load() == 1 && r.InFlight() == 64<<10 && r.Waiting(s, offs[0], page) == n
 	})
 	// Another stream's read does not fit beside it: it waits.
 	other := make(chan error, 1)

@@ -12,13 +12,6 @@ import (
 	"github.com/syncgate/syncgate"
 )
 
-// DefaultHistorySize and DefaultHistoryTTL bound each stream's history when
-// the configuration leaves them zero.
-const (
-	DefaultHistorySize = 1000
-	DefaultHistoryTTL  = 24 * time.Hour
-)
-
 // MemoryConfig configures the in-memory backplane.
 type MemoryConfig struct {
 	// HistorySize is the number of events kept per stream; default 1000.
@@ -30,15 +23,30 @@ type MemoryConfig struct {
 	Now func() time.Time
 }
 
+// Validate names the first bad field and its value. A negative HistorySize
+// is valid: it keeps no history.
+func (c MemoryConfig) Validate() error {
+	if c.HistoryTTL < 0 {
+		return fmt.Errorf("MemoryConfig.HistoryTTL=%s: must not be negative", c.HistoryTTL)
+	}
+	return nil
+}
+
 // Memory is a single-node backplane keeping history in process memory. Its
 // epoch is random per process, so offsets from an earlier process resume
 // with recovered=false; each stream's offsets carry its StreamTag, so an
 // offset of another stream resumes with recovered=false too.
 type Memory struct {
-	cfg   MemoryConfig
-	epoch string
+	cfg    MemoryConfig
+	epoch  string
+	cfgErr error // cfg.Validate(): every call fails with it
 
-	mu      sync.Mutex // guards streams and recv; held while delivering
+	// dmu orders delivery: held from appending events until the Receiver
+	// has them, so live order is offset order. It is taken before mu,
+	// and the Receiver is called with dmu alone held: it may call History,
+	// Subscribe and Unsubscribe, not Publish.
+	dmu     sync.Mutex
+	mu      sync.Mutex // guards streams, recv, closed, positions
 	streams map[Stream]*memStream
 	recv    Receiver
 	closed  bool
@@ -61,15 +69,18 @@ type memEntry struct {
 
 var _ Backplane = (*Memory)(nil)
 
-// NewMemory returns an in-memory backplane.
+// NewMemory returns an in-memory backplane. With a configuration that
+// Validate refuses, Start, Publish, PublishAt and History fail with that
+// error.
 func NewMemory(cfg MemoryConfig) *Memory {
+	cfgErr := cfg.Validate()
 	if cfg.HistorySize == 0 {
 		cfg.HistorySize = DefaultHistorySize
 	}
 	if cfg.HistorySize < 0 {
 		cfg.HistorySize = 0
 	}
-	if cfg.HistoryTTL <= 0 {
+	if cfg.HistoryTTL == 0 {
 		cfg.HistoryTTL = DefaultHistoryTTL
 	}
 	if cfg.Now == nil {
@@ -77,35 +88,69 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &Memory{cfg: cfg, epoch: "m" + hex.EncodeToString(b[:]), streams: make(map[Stream]*memStream)}
+	return &Memory{cfg: cfg, cfgErr: cfgErr, epoch: "m" + hex.EncodeToString(b[:]), streams: make(map[Stream]*memStream)}
 }
 
 // Start implements Backplane.
 func (m *Memory) Start(ctx context.Context, r Receiver) error {
+	if m.cfgErr != nil {
+		return m.cfgErr
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.recv = r
 	return nil
 }
 
-// Publish implements Backplane. Events are appended and delivered under one
-// lock, so every stream's live order equals its offset order.
+// Publish implements Backplane. Events are appended and delivered in one
+// step under dmu, so every stream's live order equals its offset order; the
+// Receiver is called after mu is released.
 func (m *Memory) Publish(ctx context.Context, events []syncgate.Event) ([]string, error) {
+	if m.cfgErr != nil {
+		return nil, m.cfgErr
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m.dmu.Lock()
+	defer m.dmu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.publishLocked(events)
+	offsets, out, err := m.publishLocked(events)
+	recv := m.recv
+	m.mu.Unlock()
+	deliverMem(recv, out)
+	return offsets, err
 }
 
-// publishLocked is Publish with m.mu held.
-func (m *Memory) publishLocked(events []syncgate.Event) ([]string, error) {
+// memDelivery is one event for the Receiver.
+type memDelivery struct {
+	s   Stream
+	off Offset
+	ev  syncgate.Event
+}
+
+// deliverMem hands out to r. m.dmu is held, m.mu is not.
+func deliverMem(r Receiver, out []memDelivery) {
+	if r == nil {
+		return
+	}
+	for i := range out {
+		r.Receive(out[i].s, out[i].off, &out[i].ev)
+	}
+}
+
+// publishLocked appends events and returns their offsets and what to
+// deliver. m.dmu and m.mu are held.
+func (m *Memory) publishLocked(events []syncgate.Event) ([]string, []memDelivery, error) {
 	if m.closed {
-		return nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
+		return nil, nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
 	}
 	now := m.cfg.Now()
 	offsets := make([]string, len(events))
+	var out []memDelivery
+	if m.recv != nil {
+		out = make([]memDelivery, 0, 2*len(events))
+	}
 	for i := range events {
 		ev := events[i]
 		if ev.Timestamp.IsZero() {
@@ -113,29 +158,29 @@ func (m *Memory) publishLocked(events []syncgate.Event) ([]string, error) {
 		}
 		cs := Stream{ev.Project, ev.Collection}
 		ps := Stream{ev.Project, syncgate.AllCollections}
-		cev := m.append(cs, ev, now)
-		pev := m.append(ps, ev, now)
+		cev, coff := m.append(cs, ev, now)
+		pev, poff := m.append(ps, ev, now)
 		offsets[i] = cev.Offset
 		if m.recv != nil {
-			m.recv.Receive(cs, &cev)
-			m.recv.Receive(ps, &pev)
+			out = append(out, memDelivery{cs, coff, cev}, memDelivery{ps, poff, pev})
 		}
 	}
-	return offsets, nil
+	return offsets, out, nil
 }
 
 // append adds ev to stream s and returns it with its offset. m.mu is held.
-func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) syncgate.Event {
+func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) (syncgate.Event, Offset) {
 	st := m.streams[s]
 	if st == nil {
 		st = &memStream{}
 		m.streams[s] = st
 	}
 	st.last++
-	ev.Offset = Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}.String()
+	off := Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}
+	ev.Offset = off.String()
 	st.entries = append(st.entries, memEntry{seq: st.last, at: now, ev: ev, size: approxSize(&ev)})
 	m.trim(st, now)
-	return ev
+	return ev, off
 }
 
 // trim drops entries beyond the size limit or older than the TTL.
@@ -167,6 +212,9 @@ func (m *Memory) Unsubscribe(ctx context.Context, s Stream) error { return nil }
 
 // History implements Backplane.
 func (m *Memory) History(ctx context.Context, s Stream, since string, page Page) (History, error) {
+	if m.cfgErr != nil {
+		return History{}, m.cfgErr
+	}
 	var from Offset
 	if since != "" {
 		var err error

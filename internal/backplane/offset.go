@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/syncgate/syncgate/internal/redisfn"
 )
 
 // Offset is a parsed stream offset: "<epoch>t<stream>:<hi>-<lo>". The epoch
@@ -26,29 +28,12 @@ type Offset struct {
 }
 
 // tagLen is the length of a stream tag: 48 bits in hex.
-const tagLen = 12
+const tagLen = redisfn.TagLen
 
 // StreamTag is the tag that offsets of s carry: 48 bits of an FNV-1a hash
-// of "project/collection", in hex. Two streams share a tag with
-// probability 2^-48.
-func StreamTag(s Stream) string {
-	const offset64, prime64 = 14695981039346656037, 1099511628211
-	v := uint64(offset64)
-	for _, part := range [3]string{s.Project, "/", s.Collection} {
-		for i := 0; i < len(part); i++ {
-			v ^= uint64(part[i])
-			v *= prime64
-		}
-	}
-	v >>= 16
-	const digits = "0123456789abcdef"
-	var b [tagLen]byte
-	for i := tagLen - 1; i >= 0; i-- {
-		b[i] = digits[v&15]
-		v >>= 4
-	}
-	return string(b[:])
-}
+// of "project/collection", in hex (redisfn.StreamTag). Two streams share a
+// tag with probability 2^-48.
+func StreamTag(s Stream) string { return redisfn.StreamTag(s.Project, s.Collection) }
 
 // ParseOffset parses an offset string; the error wraps ErrBadOffset.
 func ParseOffset(s string) (Offset, error) {

@@ -114,14 +114,24 @@ func (b *Redis) PublishAt(ctx context.Context, source string, events []syncgate.
 
 // PublishAt implements PositionPublisher.
 func (m *Memory) PublishAt(ctx context.Context, source string, events []syncgate.Event, pos []string) ([]string, error) {
+	if m.cfgErr != nil {
+		return nil, m.cfgErr
+	}
 	if err := checkPositions(source, events, pos); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	m.dmu.Lock()
+	defer m.dmu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			m.mu.Unlock()
+		}
+	}()
 	if m.closed {
 		return nil, fmt.Errorf("publish: %w: closed", ErrUnavailable)
 	}
@@ -148,13 +158,17 @@ func (m *Memory) PublishAt(ctx context.Context, source string, events []syncgate
 	if len(keep) == 0 {
 		return offsets, nil
 	}
-	out, err := m.publishLocked(keep)
+	out, dl, err := m.publishLocked(keep)
 	if err != nil {
 		return nil, err
 	}
 	for key, p := range newest {
 		m.positions[key] = p
 	}
+	recv := m.recv
+	m.mu.Unlock()
+	locked = false
+	deliverMem(recv, dl)
 	for j, i := range idx {
 		offsets[i] = out[j]
 	}

@@ -3,15 +3,12 @@ package backplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/syncgate/syncgate/internal/metrics"
 )
-
-// DefaultHistoryReadBudget is the node-wide bound on history bytes being
-// read for resuming clients when HistoryReaderConfig leaves it zero.
-const DefaultHistoryReadBudget = 64 << 20
 
 // HistoryReaderConfig configures a HistoryReader.
 type HistoryReaderConfig struct {
@@ -25,6 +22,14 @@ type HistoryReaderConfig struct {
 	Metrics *metrics.Metrics
 }
 
+// Validate names a bad field and its value.
+func (c HistoryReaderConfig) Validate() error {
+	if c.Budget < 0 {
+		return fmt.Errorf("HistoryReaderConfig.Budget=%d: must not be negative", c.Budget)
+	}
+	return nil
+}
+
 // HistoryReader is the node-wide gate between resuming clients and
 // Backplane.History: at most Budget bytes of history are in flight at
 // once, and resumers asking for the same page of the same stream at the
@@ -34,6 +39,7 @@ type HistoryReader struct {
 	bp     Backplane
 	budget int
 	m      *metrics.Metrics
+	cfgErr error // cfg.Validate(): every Read fails with it
 
 	mu       sync.Mutex
 	inFlight int // bytes reserved by reads and held by their pages
@@ -62,12 +68,14 @@ type readCall struct {
 	held int // budget bytes the answer holds until refs is zero; guarded by mu
 }
 
-// NewHistoryReader returns a reader of bp's history.
+// NewHistoryReader returns a reader of bp's history. With a configuration
+// that Validate refuses, every Read fails with that error.
 func NewHistoryReader(bp Backplane, cfg HistoryReaderConfig) *HistoryReader {
+	cfgErr := cfg.Validate()
 	if cfg.Budget <= 0 {
 		cfg.Budget = DefaultHistoryReadBudget
 	}
-	return &HistoryReader{bp: bp, budget: cfg.Budget, m: cfg.Metrics, calls: make(map[readKey]*readCall)}
+	return &HistoryReader{bp: bp, budget: cfg.Budget, m: cfg.Metrics, cfgErr: cfgErr, calls: make(map[readKey]*readCall)}
 }
 
 // SharedPage is a page of history a HistoryReader read, possibly for
@@ -98,6 +106,9 @@ func (p SharedPage) Release() {
 // returned. since empty (the head only) is never shared and costs no
 // budget.
 func (r *HistoryReader) Read(ctx context.Context, s Stream, since string, page Page, subscribed time.Time) (SharedPage, error) {
+	if r.cfgErr != nil {
+		return SharedPage{}, r.cfgErr
+	}
 	if since == "" {
 		h, err := r.bp.History(ctx, s, "", page)
 		return SharedPage{History: h, Fresh: true}, err

@@ -1,6 +1,7 @@
 package backplane
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,14 +9,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/redisfn"
 )
 
 // RedisConfig configures the Redis backplane. A zero field means its
@@ -62,8 +62,8 @@ func (c *RedisConfig) Validate() error {
 	if c.URL == "" {
 		return errors.New("RedisConfig.URL is required")
 	}
-	if _, err := parseRedisURL(c.URL); err != nil {
-		return err
+	if _, err := redisfn.ParseURL(c.URL); err != nil {
+		return fmt.Errorf("RedisConfig.URL: %w", err)
 	}
 	for _, d := range []struct {
 		name string
@@ -80,8 +80,8 @@ func (c *RedisConfig) Validate() error {
 	if c.HistoryTTL != 0 && c.HistoryTTL < time.Millisecond {
 		return fmt.Errorf("RedisConfig.HistoryTTL=%s: at least 1ms", c.HistoryTTL)
 	}
-	if c.ReconnectMax != 0 && c.ReconnectMin > c.ReconnectMax {
-		return fmt.Errorf("RedisConfig.ReconnectMin=%s exceeds ReconnectMax=%s", c.ReconnectMin, c.ReconnectMax)
+	if maxR := cmp.Or(c.ReconnectMax, DefaultReconnectMax); c.ReconnectMin > maxR {
+		return fmt.Errorf("RedisConfig.ReconnectMin=%s exceeds ReconnectMax=%s", c.ReconnectMin, maxR)
 	}
 	for _, ch := range c.NodeID {
 		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
@@ -99,25 +99,24 @@ func (c *RedisConfig) setDefaults() {
 		c.HistoryTTL = DefaultHistoryTTL
 	}
 	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 2 * time.Second
+		c.PublishTimeout = DefaultPublishTimeout
 	}
 	if c.SubscribeTimeout == 0 {
-		c.SubscribeTimeout = 5 * time.Second
+		c.SubscribeTimeout = DefaultSubscribeTimeout
 	}
 	if c.ProbeInterval == 0 {
-		c.ProbeInterval = 2 * time.Second
+		c.ProbeInterval = DefaultProbeInterval
 	}
 	if c.ProbeTimeout == 0 {
-		c.ProbeTimeout = 3 * time.Second
-	}
-	if c.ReconnectMin == 0 {
-		c.ReconnectMin = 100 * time.Millisecond
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	if c.ReconnectMax == 0 {
-		c.ReconnectMax = 5 * time.Second
+		c.ReconnectMax = DefaultReconnectMax
 	}
-	if c.ReconnectMin > c.ReconnectMax {
-		c.ReconnectMin = c.ReconnectMax
+	if c.ReconnectMin == 0 {
+		// Within a small ReconnectMax that was set (Validate checked one
+		// that was set).
+		c.ReconnectMin = min(DefaultReconnectMin, c.ReconnectMax)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -136,125 +135,6 @@ func randomID() string {
 	return string(b)
 }
 
-// redisTarget is a parsed backplane URL.
-type redisTarget struct {
-	single  *redis.Options
-	cluster *redis.ClusterOptions
-}
-
-// parseRedisURL accepts redis://, rediss://, and the cluster forms
-// redis+cluster:// / rediss+cluster:// or a comma-separated host list.
-func parseRedisURL(raw string) (redisTarget, error) {
-	bad := func(why string) error {
-		// Parser errors quote the URL; never let them carry the password.
-		if pw := urlPassword(raw); pw != "" {
-			why = strings.ReplaceAll(why, pw, "xxxxx")
-		}
-		return fmt.Errorf("redis URL %q: %s", redactURL(raw), why)
-	}
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return redisTarget{}, bad("want redis://host:port, rediss://…, or redis+cluster://host1:port,host2:port")
-	}
-	isCluster := false
-	switch scheme {
-	case "redis", "rediss":
-	case "redis+cluster", "rediss+cluster":
-		isCluster = true
-		scheme = strings.TrimSuffix(scheme, "+cluster")
-	default:
-		return redisTarget{}, bad("scheme must be redis, rediss, redis+cluster or rediss+cluster")
-	}
-	// Split the authority (user:pass@host1,host2) from path and query.
-	auth := rest
-	tail := ""
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		auth, tail = rest[:i], rest[i:]
-	}
-	userinfo := ""
-	hosts := auth
-	if i := strings.LastIndex(auth, "@"); i >= 0 {
-		userinfo, hosts = auth[:i+1], auth[i+1:]
-	}
-	var addrs []string
-	for _, h := range strings.Split(hosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			addrs = append(addrs, h)
-		}
-	}
-	if len(addrs) == 0 {
-		return redisTarget{}, bad("no host")
-	}
-	if len(addrs) > 1 {
-		isCluster = true
-	}
-	for i, a := range addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			addrs[i] = net.JoinHostPort(a, "6379")
-		}
-	}
-	if !isCluster {
-		o, err := redis.ParseURL(scheme + "://" + userinfo + addrs[0] + tail)
-		if err != nil {
-			return redisTarget{}, bad(err.Error())
-		}
-		return redisTarget{single: o}, nil
-	}
-	if strings.HasPrefix(tail, "/") {
-		p, q, _ := strings.Cut(tail, "?")
-		if p != "/" && p != "/0" {
-			return redisTarget{}, bad("Redis Cluster has only database 0")
-		}
-		tail = ""
-		if q != "" {
-			tail = "?" + q
-		}
-	}
-	u, err := url.Parse(scheme + "://" + userinfo + addrs[0] + tail)
-	if err != nil {
-		return redisTarget{}, bad(err.Error())
-	}
-	q := u.Query()
-	for _, a := range addrs[1:] {
-		q.Add("addr", a)
-	}
-	u.RawQuery = q.Encode()
-	o, err := redis.ParseClusterURL(u.String())
-	if err != nil {
-		return redisTarget{}, bad(err.Error())
-	}
-	return redisTarget{cluster: o}, nil
-}
-
-// urlPassword returns the password part of raw's userinfo, as written.
-func urlPassword(raw string) string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return ""
-	}
-	i := strings.LastIndex(rest, "@")
-	if i < 0 {
-		return ""
-	}
-	_, pw, _ := strings.Cut(rest[:i], ":")
-	return pw
-}
-
-// redactURL hides a password for error messages and logs.
-func redactURL(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "…"
-	}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		userinfo := rest[:i]
-		if u, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-			return scheme + "://" + u + ":xxxxx@" + rest[i+1:]
-		}
-	}
-	return raw
-}
-
 // newClients returns the command client (fails fast: no retries, so a
 // publish is never sent twice and a down Redis answers 503 at once), the
 // pub/sub client (dials with capped exponential backoff and jitter) and the
@@ -266,32 +146,23 @@ func redactURL(raw string) string {
 // (ContextTimeoutEnabled): without it go-redis ignores them and waits for
 // its own read timeout (5 s by default) on a Redis that accepts but does not
 // answer, so PublishTimeout would not bound a publish.
-func newClients(t redisTarget, min, max time.Duration) (cmd, sub, hist redis.UniversalClient) {
-	if t.single != nil {
-		o := *t.single
-		o.MaxRetries = -1
-		o.DialerRetries = 1
-		if o.DialTimeout == 0 {
-			o.DialTimeout = 2 * time.Second
-		}
-		so := o
+func newClients(t redisfn.Target, min, max time.Duration) (cmd, sub, hist redis.UniversalClient) {
+	o, co := t.CommandOptions()
+	if o != nil {
+		// The pub/sub client: reads wait as long as they need (no context
+		// deadline on the socket), dials back off.
+		so := *o
+		so.ContextTimeoutEnabled = false
 		so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
-		o.ContextTimeoutEnabled = true
-		ho := o
-		return redis.NewClient(&o), redis.NewClient(&so), redis.NewClient(&ho)
+		ho := *o
+		return redis.NewClient(o), redis.NewClient(&so), redis.NewClient(&ho)
 	}
-	o := *t.cluster
-	o.MaxRetries = -1
-	o.DialerRetries = 1
-	if o.DialTimeout == 0 {
-		o.DialTimeout = 2 * time.Second
-	}
-	so := o
+	so := *co
+	so.ContextTimeoutEnabled = false
 	so.MaxRetries = 0
-	so.Dialer = backoffDialer(min, max, o.TLSConfig, o.DialTimeout)
-	o.ContextTimeoutEnabled = true
-	ho := o
-	return redis.NewClusterClient(&o), redis.NewClusterClient(&so), redis.NewClusterClient(&ho)
+	so.Dialer = backoffDialer(min, max, co.TLSConfig, co.DialTimeout)
+	ho := *co
+	return redis.NewClusterClient(co), redis.NewClusterClient(&so), redis.NewClusterClient(&ho)
 }
 
 // backoffDialer dials like go-redis does but, after a failed dial to an

@@ -31,7 +31,10 @@ func newRecorder() *recorder {
 	return &recorder{events: map[backplane.Stream][]syncgate.Event{}, resets: map[backplane.Stream][]string{}, notify: make(chan struct{}, 1)}
 }
 
-func (r *recorder) Receive(s backplane.Stream, ev *syncgate.Event) {
+func (r *recorder) Receive(s backplane.Stream, off backplane.Offset, ev *syncgate.Event) {
+	if off.String() != ev.Offset {
+		panic(fmt.Sprintf("Receive(%v, %v): event offset %q", s, off, ev.Offset))
+	}
 	r.mu.Lock()
 	r.events[s] = append(r.events[s], *ev)
 	r.mu.Unlock()
@@ -41,9 +44,9 @@ func (r *recorder) Receive(s backplane.Stream, ev *syncgate.Event) {
 	}
 }
 
-func (r *recorder) Reset(s backplane.Stream, head string) {
+func (r *recorder) Reset(s backplane.Stream, head backplane.Offset) {
 	r.mu.Lock()
-	r.resets[s] = append(r.resets[s], head)
+	r.resets[s] = append(r.resets[s], head.String())
 	r.mu.Unlock()
 	select {
 	case r.notify <- struct{}{}:

@@ -9,6 +9,7 @@ import (
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/redisfn"
 	"github.com/syncgate/syncgate/internal/redistest"
 )
 
@@ -166,16 +167,25 @@ func droppedInvalid(m *metrics.Metrics) float64 {
 // probe, and a publisher never replaces the gateway's.
 func TestRedisGatewayLimitsWin(t *testing.T) {
 	srv := redistest.Start(t)
+	ctx := context.Background()
 	startRedisBP(t, srv.URL(), func(c *backplane.RedisConfig) {
 		c.HistorySize, c.HistoryTTL = 5, time.Hour
 		c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 500*time.Millisecond
 	})
-	pubBP, err := backplane.NewRedis(backplane.RedisConfig{URL: srv.URL(), Logger: quietLogger()})
+	target, err := redisfn.ParseURL(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = pubBP.Close() })
-	ctx := context.Background()
+	rdb := target.CommandClient()
+	t.Cleanup(func() { _ = rdb.Close() })
+	publish := func(e syncgate.Event) error {
+		enc, err := redisfn.Encode([]syncgate.Event{e}, time.Now())
+		if err != nil {
+			return err
+		}
+		_, err = redisfn.Publish(ctx, rdb, enc, nil, redisfn.PublisherLoader(rdb, redisfn.Limits{HistorySize: 1000}))
+		return err
+	}
 	gatewayLib := backplane.RedisLibraryVersion + "\n5\n3600000\ngateway"
 	if v, err := srv.Do("FCALL_RO", "syncgate_version", "0"); v != gatewayLib {
 		t.Fatalf("library at start: %q %v", v, err)
@@ -183,7 +193,7 @@ func TestRedisGatewayLimitsWin(t *testing.T) {
 	if _, err := srv.Do("FUNCTION", "FLUSH"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backplane.RedisPublish(ctx, pubBP.Client(), []syncgate.Event{ev("p1", "c", 0)}, backplane.RedisPublishOptions{HistorySize: 1000}); err != nil {
+	if err := publish(ev("p1", "c", 0)); err != nil {
 		t.Fatal(err)
 	}
 	await(t, 5*time.Second, "the gateway's library back", func() bool {
@@ -191,7 +201,7 @@ func TestRedisGatewayLimitsWin(t *testing.T) {
 		return v == gatewayLib
 	})
 	for i := range 10 {
-		if _, err := backplane.RedisPublish(ctx, pubBP.Client(), []syncgate.Event{ev("p1", "c", i)}, backplane.RedisPublishOptions{HistorySize: 1000}); err != nil {
+		if err := publish(ev("p1", "c", i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,8 +17,8 @@ import (
 
 type nopReceiver struct{}
 
-func (nopReceiver) Receive(backplane.Stream, *syncgate.Event) {}
-func (nopReceiver) Reset(backplane.Stream, string)            {}
+func (nopReceiver) Receive(backplane.Stream, backplane.Offset, *syncgate.Event) {}
+func (nopReceiver) Reset(backplane.Stream, backplane.Offset)                    {}
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 

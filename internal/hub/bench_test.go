@@ -41,8 +41,9 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ev.Offset = backplane.Offset{Epoch: "e", Hi: uint64(i + 1)}.String()
-				h.Receive(s, &ev)
+				off := backplane.Offset{Epoch: "e", Hi: uint64(i + 1)}
+				ev.Offset = off.String()
+				h.Receive(s, off, &ev)
 				if i%64 == 63 { // what the writers would do: take the queues
 					b.StopTimer()
 					for _, c := range conns {

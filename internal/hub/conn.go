@@ -373,7 +373,11 @@ func encodeReplay(events []syncgate.Event) ([]*message, int, error) {
 	replay := make([]*message, 0, len(events))
 	size := 0
 	for i := range events {
-		m, err := newMessage(&events[i])
+		off, err := backplane.ParseOffset(events[i].Offset)
+		if err != nil {
+			return nil, 0, err
+		}
+		m, err := newMessage(off, &events[i])
 		if err != nil {
 			return nil, 0, err
 		}

@@ -142,12 +142,12 @@ type message struct {
 }
 
 // Receive implements backplane.Receiver: encode once, enqueue everywhere.
-func (h *Hub) Receive(s backplane.Stream, ev *syncgate.Event) {
+func (h *Hub) Receive(s backplane.Stream, off backplane.Offset, ev *syncgate.Event) {
 	subs := h.shard(s).subscribers(s)
 	if len(subs) == 0 {
 		return
 	}
-	m, err := newMessage(ev)
+	m, err := newMessage(off, ev)
 	if err != nil {
 		h.log.Warn("dropping undeliverable event from backplane", "stream", s.String(), "err", err)
 		if h.m != nil {
@@ -160,11 +160,7 @@ func (h *Hub) Receive(s backplane.Stream, ev *syncgate.Event) {
 	}
 }
 
-func newMessage(ev *syncgate.Event) (*message, error) {
-	off, err := backplane.ParseOffset(ev.Offset)
-	if err != nil {
-		return nil, err
-	}
+func newMessage(off backplane.Offset, ev *syncgate.Event) (*message, error) {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encoding event: %w", err)
@@ -174,14 +170,9 @@ func newMessage(ev *syncgate.Event) (*message, error) {
 
 // Reset implements backplane.Receiver: every subscription of s gets a fresh
 // `subscribed` frame with recovered=false and continues live after head.
-func (h *Hub) Reset(s backplane.Stream, head string) {
-	off, err := backplane.ParseOffset(head)
-	if err != nil {
-		h.log.Error("backplane reset with bad head offset", "stream", s.String(), "err", err)
-		return
-	}
+func (h *Hub) Reset(s backplane.Stream, head backplane.Offset) {
 	for _, sub := range h.shard(s).subscribers(s) {
-		sub.conn.reset(sub, off)
+		sub.conn.reset(sub, head)
 	}
 }
 

@@ -23,7 +23,7 @@ func TestResetDuringReplay(t *testing.T) {
 	var lost string
 	hook := func(s backplane.Stream) {
 		lost = l.LoseOne(t, s, 1)
-		l.Reset(s, lost)
+		l.ResetTo(t, s, lost)
 	}
 	l.OnNextHistory(hook)
 	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: token(t, "u1", "p")})
@@ -49,7 +49,7 @@ func TestResetBehindSubscriptionIgnored(t *testing.T) {
 	c.Subscribe("s", "p", "c", "")
 	offs := n.Publish(t, wstest.Doc("p", "c", 1), wstest.Doc("p", "c", 2))
 	c.Events(2)
-	l.Reset(backplane.Stream{Project: "p", Collection: "c"}, offs[0])
+	l.ResetTo(t, backplane.Stream{Project: "p", Collection: "c"}, offs[0])
 	n.Publish(t, wstest.Doc("p", "c", 3))
 	if got := c.Events(1); wstest.Seq(t, got[0]) != 3 {
 		t.Fatalf("after a stale reset got %+v", got)

@@ -359,7 +359,11 @@ func encodeReplay(events []syncgate.Event, k kind) ([]*message, int) {
 	replay := make([]*message, 0, len(events))
 	size := 0
 	for i := range events {
-		m, err := newMessage(&events[i], k == kindProject, k == kindCollection)
+		off, err := backplane.ParseOffset(events[i].Offset)
+		if err != nil {
+			continue
+		}
+		m, err := newMessage(off, &events[i], k == kindProject, k == kindCollection)
 		if err == nil {
 			replay = append(replay, m)
 			size += len(m.data[kindIndex(k)]) + itemOverhead

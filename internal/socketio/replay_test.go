@@ -110,7 +110,7 @@ func TestResetDuringRecovery(t *testing.T) {
 	const missed = 100
 	n.Publish(t, padded(0, missed, 2<<10)...)
 	hook := func(s backplane.Stream) {
-		l.Reset(s, l.LoseOne(t, s, missed)) // after History: during the replay
+		l.ResetTo(t, s, l.LoseOne(t, s, missed)) // after History: during the replay
 	}
 	l.OnNextHistory(hook)
 
@@ -147,7 +147,7 @@ func TestStaleReset(t *testing.T) {
 	s := backplane.Stream{Project: "p", Collection: "c"}
 	pid, state := subscribed(t, n, tok)
 	offs := n.Publish(t, padded(0, 3, 10)...)
-	hook := func(s backplane.Stream) { l.Reset(s, offs[1]) } // behind History's head
+	hook := func(s backplane.Stream) { l.ResetTo(t, s, offs[1]) } // behind History's head
 	l.OnNextHistory(hook)
 
 	c, a := reconnect(t, n, tok, pid, state)
@@ -156,12 +156,12 @@ func TestStaleReset(t *testing.T) {
 	}
 	next := 0
 	readSeqs(t, c, &next, 3)
-	l.Reset(s, offs[2]) // live, at the subscription's position
+	l.ResetTo(t, s, offs[2]) // live, at the subscription's position
 	n.Publish(t, padded(3, 1, 10)...)
 	readSeqs(t, c, &next, 4)
 
 	lost := l.LoseOne(t, s, 4)
-	l.Reset(s, lost)
+	l.ResetTo(t, s, lost)
 	if code := c.closed(); code != 1012 {
 		t.Fatalf("close %d after a Reset past the subscription, want 1012", code)
 	}
@@ -220,7 +220,7 @@ func TestResetMidReplay(t *testing.T) {
 	for i := 0; ; i++ {
 		f, err := read()
 		if i == 0 {
-			l.Reset(s, l.LoseOne(t, s, missed)) // the replay is under way
+			l.ResetTo(t, s, l.LoseOne(t, s, missed)) // the replay is under way
 		}
 		if err != nil {
 			if code := websocket.CloseStatus(err); code != 1012 || i != missed {

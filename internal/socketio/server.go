@@ -152,11 +152,7 @@ func kindIndex(k kind) int {
 	return 1
 }
 
-func newMessage(ev *syncgate.Event, project, collection bool) (*message, error) {
-	off, err := backplane.ParseOffset(ev.Offset)
-	if err != nil {
-		return nil, err
-	}
+func newMessage(off backplane.Offset, ev *syncgate.Event, project, collection bool) (*message, error) {
 	m := &message{off: off, aud: ev.Audience, ts: ev.Timestamp}
 	if project {
 		m.data[kindIndex(kindProject)] = encodeFor(kindProject, ev)
@@ -169,7 +165,7 @@ func newMessage(ev *syncgate.Event, project, collection bool) (*message, error) 
 
 // Receive implements backplane.Receiver: encode once per kind, enqueue to
 // every subscriber. It never blocks.
-func (s *Server) Receive(st backplane.Stream, ev *syncgate.Event) {
+func (s *Server) Receive(st backplane.Stream, off backplane.Offset, ev *syncgate.Event) {
 	subs := s.shard(st).subscribers(st)
 	if len(subs) == 0 {
 		return
@@ -182,7 +178,7 @@ func (s *Server) Receive(st backplane.Stream, ev *syncgate.Event) {
 			collection = true
 		}
 	}
-	m, err := newMessage(ev, project, collection)
+	m, err := newMessage(off, ev, project, collection)
 	if err != nil {
 		s.log.Warn("dropping undeliverable event from backplane", "stream", st.String(), "err", err)
 		if s.m != nil {
@@ -200,14 +196,9 @@ func (s *Server) Receive(st backplane.Stream, ev *syncgate.Event) {
 // st that has not passed head is closed with 1012 (after writing what is
 // queued; during a replay, when the replay ends); socket.io-client
 // reconnects, its recovery fails, and it sees socket.recovered === false.
-func (s *Server) Reset(st backplane.Stream, head string) {
-	h, err := backplane.ParseOffset(head)
+func (s *Server) Reset(st backplane.Stream, head backplane.Offset) {
 	for _, sub := range s.shard(st).subscribers(st) {
-		if err != nil {
-			sub.conn.requestClose(closeServiceRestart, "stream lost events, reconnect", true)
-			continue
-		}
-		sub.conn.reset(sub, h)
+		sub.conn.reset(sub, head)
 	}
 }
 

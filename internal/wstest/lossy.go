@@ -31,14 +31,25 @@ func (l *Lossy) Start(ctx context.Context, r backplane.Receiver) error {
 }
 
 // Receive implements backplane.Receiver: it forwards unless dropping.
-func (l *Lossy) Receive(s backplane.Stream, ev *syncgate.Event) {
+func (l *Lossy) Receive(s backplane.Stream, off backplane.Offset, ev *syncgate.Event) {
 	if !l.drop.Load() {
-		l.r.Receive(s, ev)
+		l.r.Receive(s, off, ev)
 	}
 }
 
-// Reset implements backplane.Receiver and lets a test send one.
-func (l *Lossy) Reset(s backplane.Stream, head string) { l.r.Reset(s, head) }
+// Reset implements backplane.Receiver.
+func (l *Lossy) Reset(s backplane.Stream, head backplane.Offset) { l.r.Reset(s, head) }
+
+// ResetTo sends the Reset the Redis backplane sends, at head (an offset
+// string, as tests hold them).
+func (l *Lossy) ResetTo(t testing.TB, s backplane.Stream, head string) {
+	t.Helper()
+	off, err := backplane.ParseOffset(head)
+	if err != nil {
+		t.Fatalf("ResetTo %s: %v", s, err)
+	}
+	l.r.Reset(s, off)
+}
 
 // History implements backplane.Backplane; it runs the hook set with
 // OnNextHistory after reading, once.

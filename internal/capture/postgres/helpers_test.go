@@ -30,7 +30,7 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
 
-func (r *recorder) Receive(s backplane.Stream, ev *syncgate.Event) {
+func (r *recorder) Receive(s backplane.Stream, _ backplane.Offset, ev *syncgate.Event) {
 	if s.Collection == syncgate.AllCollections {
 		return
 	}
@@ -43,7 +43,7 @@ func (r *recorder) Receive(s backplane.Stream, ev *syncgate.Event) {
 	}
 }
 
-func (r *recorder) Reset(backplane.Stream, string) {}
+func (r *recorder) Reset(backplane.Stream, backplane.Offset) {}
 
 func (r *recorder) get() []syncgate.Event {
 	r.mu.Lock()

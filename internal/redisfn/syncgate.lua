@@ -1,41 +1,10 @@
-package backplane
-
-import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
-	"strings"
-	"time"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/syncgate/syncgate"
-)
-
-// RedisLibraryVersion is the version of the `syncgate` Redis Function
-// library this package installs; syncgate_version returns it first.
-const RedisLibraryVersion = "4"
-
-// redisLibrary is the Lua source of the `syncgate` function library. The
-// history limits are constants of the library, so a publisher that calls
-// the function straight through Redis (any language, redis-cli) trims by the
-// gateway's settings without knowing them. %[1]d is the stream length,
-// %[2]d the age limit in milliseconds, %[3]s the version, %[4]s who
-// installed it: "gateway" (its limits are a gateway's configuration) or
-// "publisher" (a publisher found the library missing and installed it with
-// its own limits; gateways replace such a library at their next probe).
-//
-// Keys: KEYS are project keys `sg:{<project>}:epoch`; every key a function
-// touches is derived from them and carries the same hash tag, so on Redis
-// Cluster one call stays on one slot. docs/redis.md documents the layout.
-const redisLibrary = `#!lua name=syncgate
--- syncgate %[3]s: history streams and live channels of syncgate gateways.
+#!lua name=syncgate
+-- syncgate {{VERSION}}: history streams and live channels of syncgate gateways.
 -- Installed by the gateway (FUNCTION LOAD REPLACE); see docs/redis.md.
-local VERSION = '%[3]s'
-local MAXLEN = %[1]d
-local TTL_MS = %[2]d
-local OWNER = '%[4]s'
+local VERSION = '{{VERSION}}'
+local MAXLEN = {{MAXLEN}}
+local TTL_MS = {{TTL_MS}}
+local OWNER = '{{OWNER}}'
 local MAX_EVENT = 262144
 
 local function fail(msg)
@@ -43,13 +12,13 @@ local function fail(msg)
 end
 
 local function project_of(key)
-  local p = string.match(key, '^sg:{([%%w_%%-]+)}:epoch$')
+  local p = string.match(key, '^sg:{([%w_%-]+)}:epoch$')
   if p and #p <= 64 then return p end
   return nil
 end
 
 local function valid_collection(c)
-  return type(c) == 'string' and #c >= 1 and #c <= 128 and string.match(c, '^[%%w_.%%-]+$') ~= nil
+  return type(c) == 'string' and #c >= 1 and #c <= 128 and string.match(c, '^[%w_.%-]+$') ~= nil
 end
 
 -- iso formats a TIME reply as RFC 3339 in UTC with microseconds.
@@ -67,8 +36,8 @@ local function iso(t)
   local d = doy - math.floor((153 * mp + 2) / 5) + 1
   local m = mp < 10 and mp + 3 or mp - 9
   if m <= 2 then y = y + 1 end
-  return string.format('%%04d-%%02d-%%02dT%%02d:%%02d:%%02d.%%06dZ', y, m, d,
-    math.floor(rem / 3600), math.floor((rem %% 3600) / 60), rem %% 60, us)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', y, m, d,
+    math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60, us)
 end
 
 -- epoch returns the project's epoch, creating it on first use. A Redis that
@@ -76,14 +45,14 @@ end
 local function epoch(key, t)
   local e = redis.call('GET', key)
   if not e then
-    e = t[1] .. string.format('%%06d', tonumber(t[2]))
+    e = t[1] .. string.format('%06d', tonumber(t[2]))
     redis.call('SET', key, e)
   end
   return e
 end
 
 local function parse_id(id)
-  local ms, seq = string.match(id, '^(%%d+)-(%%d+)$')
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   if not ms then return nil end
   return tonumber(ms), tonumber(seq)
 end
@@ -127,14 +96,14 @@ end
 local function scan_string(s, i)
   local j = i + 1
   while true do
-    local k = string.find(s, '["\\%%c]', j)
+    local k = string.find(s, '["\\%c]', j)
     if not k then return nil, 'unterminated string' end
     local c = string.byte(s, k)
     if c == 34 then return k + 1 end
     if c == 92 then
       local e = string.sub(s, k + 1, k + 1)
       if e == 'u' then
-        if not string.find(s, '^%%x%%x%%x%%x', k + 2) then return nil, 'bad \\u escape' end
+        if not string.find(s, '^%x%x%x%x', k + 2) then return nil, 'bad \\u escape' end
         j = k + 6
       elseif e ~= '' and string.find('"\\/bfnrt', e, 1, true) then
         j = k + 2
@@ -150,12 +119,12 @@ local function scan_string(s, i)
 end
 
 local function scan_number(s, i)
-  local _, e = string.find(s, '^%%-?0', i)
-  if not e then _, e = string.find(s, '^%%-?[1-9]%%d*', i) end
+  local _, e = string.find(s, '^%-?0', i)
+  if not e then _, e = string.find(s, '^%-?[1-9]%d*', i) end
   if not e then return nil, 'unexpected character at byte ' .. i end
-  local _, f = string.find(s, '^%%.%%d+', e + 1)
+  local _, f = string.find(s, '^%.%d+', e + 1)
   if f then e = f end
-  _, f = string.find(s, '^[eE][+-]?%%d+', e + 1)
+  _, f = string.find(s, '^[eE][+-]?%d+', e + 1)
   if f then e = f end
   return e + 1
 end
@@ -216,7 +185,7 @@ local EVENT_FIELDS = {type = true, project = true, collection = true, documentId
 
 local function days_in(y, m)
   if m == 2 then
-    if (y %% 4 == 0 and y %% 100 ~= 0) or y %% 400 == 0 then return 29 end
+    if (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0 then return 29 end
     return 28
   end
   if m == 4 or m == 6 or m == 9 or m == 11 then return 30 end
@@ -228,17 +197,17 @@ end
 -- offset like +02:00, at most nine fraction digits.
 local function valid_timestamp(raw)
   local y, mo, d, h, mi, s, rest = string.match(raw,
-    '^"(%%d%%d%%d%%d)%%-(%%d%%d)%%-(%%d%%d)T(%%d%%d):(%%d%%d):(%%d%%d)(.*)"$')
+    '^"(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(.*)"$')
   if not y then return false end
   y, mo, d, h, mi, s = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(s)
   if mo < 1 or mo > 12 or d < 1 or d > days_in(y, mo) or h > 23 or mi > 59 or s > 59 then return false end
-  local frac = string.match(rest, '^%%.(%%d+)')
+  local frac = string.match(rest, '^%.(%d+)')
   if frac then
     if #frac > 9 then return false end
     rest = string.sub(rest, #frac + 2)
   end
   if rest == 'Z' then return true end
-  local oh, om = string.match(rest, '^[+-](%%d%%d):(%%d%%d)$')
+  local oh, om = string.match(rest, '^[+-](%d%d):(%d%d)$')
   return oh ~= nil and tonumber(oh) <= 23 and tonumber(om) <= 59
 end
 
@@ -326,7 +295,7 @@ end
 -- or before the recorded position skipped. A position is 24 hex digits;
 -- positions grow in the source's order.
 local function valid_position(p)
-  return type(p) == 'string' and #p == 24 and string.match(p, '^%%x+$') ~= nil
+  return type(p) == 'string' and #p == 24 and string.match(p, '^%x+$') ~= nil
 end
 
 local function position_less(a, b)
@@ -374,7 +343,7 @@ local function publish_events(keys, args, strict, at)
     local where = 'event ' .. i .. ': '
     if #raw > MAX_EVENT then return fail(where .. 'larger than ' .. MAX_EVENT .. ' bytes') end
     local ok, ev = pcall(cjson.decode, raw)
-    if not ok or type(ev) ~= 'table' or string.match(raw, '^%%s*{') == nil then
+    if not ok or type(ev) ~= 'table' or string.match(raw, '^%s*{') == nil then
       return fail(where .. 'not a JSON object')
     end
     if type(ev.type) ~= 'string' or #ev.type > 64 or string.match(ev.type, '^[a-z_:.]+$') == nil then
@@ -408,7 +377,7 @@ local function publish_events(keys, args, strict, at)
       local raw = e.raw
       if e.stamp then
         ts = ts or iso(t)
-        raw = string.gsub(raw, '^%%s*{', '{"timestamp":"' .. ts .. '",', 1)
+        raw = string.gsub(raw, '^%s*{', '{"timestamp":"' .. ts .. '",', 1)
       end
       local prefix = 'sg:{' .. e.p .. '}:'
       local ep = epoch(projects[e.p], t)
@@ -515,10 +484,10 @@ local function publish(keys, args) return publish_events(keys, args, true) end
 -- at or before their project's recorded position are skipped (offset '').
 local function publish_at(keys, args)
   local source = args[1]
-  if type(source) ~= 'string' or #source > 64 or string.match(source, '^[%%w_.%%-]+$') == nil then
+  if type(source) ~= 'string' or #source > 64 or string.match(source, '^[%w_.%-]+$') == nil then
     return fail('the source must match [A-Za-z0-9_.-]{1,64}')
   end
-  if #args < 3 or (#args - 1) %% 2 ~= 0 then return fail('pass the source, then a position and an event for each event') end
+  if #args < 3 or (#args - 1) % 2 ~= 0 then return fail('pass the source, then a position and an event for each event') end
   local pos, raws = {}, {}
   for i = 2, #args, 2 do
     if not valid_position(args[i]) then return fail('event ' .. (#raws + 1) .. ': position must be 24 hex digits') end
@@ -544,293 +513,3 @@ redis.register_function('syncgate_publish_at', publish_at)
 redis.register_function('syncgate_history', function(keys, args) return history(keys, args, false) end)
 redis.register_function('syncgate_history_page', function(keys, args) return history(keys, args, true) end)
 redis.register_function{function_name = 'syncgate_version', callback = version, flags = {'no-writes'}}
-`
-
-// Owners of an installed library (syncgate_version's fourth element).
-const (
-	libraryOwnerGateway   = "gateway"
-	libraryOwnerPublisher = "publisher"
-)
-
-// redisLibrarySource returns the library with its limits filled in.
-func redisLibrarySource(historySize int, ttl time.Duration, owner string) string {
-	if historySize < 0 {
-		historySize = 0
-	}
-	return fmt.Sprintf(redisLibrary, historySize, ttl.Milliseconds(), RedisLibraryVersion, owner)
-}
-
-// RedisPublishOptions tune RedisPublish.
-type RedisPublishOptions struct {
-	// HistorySize and HistoryTTL are the history limits the function library
-	// is installed with when RedisPublish finds it missing (Redis restarted
-	// empty, or no gateway has started yet). Such a library is marked as a
-	// publisher's: gateways replace it with their own limits at their next
-	// probe (within a second or two), and a publisher never replaces a
-	// library. Defaults 1000 and 24h, as the gateway's.
-	HistorySize int
-	HistoryTTL  time.Duration
-
-	// load, when set, installs the library instead (the gateway's, with its
-	// limits, replacing an outdated one).
-	load func() error
-}
-
-// RedisPublish publishes validated events straight through Redis with the
-// `syncgate_publish` function, as a gateway does, and returns each event's
-// offset in its collection stream. Events with no timestamp get the current
-// time. On a single Redis the whole slice is one atomic call; on Redis
-// Cluster each project's events are one atomic call (a project lives on one
-// slot), made in the order projects first appear, and an error stops at the
-// failing project: the earlier ones are published.
-//
-// When the library is missing (a Redis that restarted empty, or no gateway
-// has started yet) it is installed, marked as a publisher's (see
-// RedisPublishOptions), and the call retried once. Connection
-// failures wrap ErrUnavailable; when the call may have run (a timeout, a
-// connection cut after sending) they also wrap context.DeadlineExceeded or
-// context.Canceled, and retrying them may publish twice. An event the
-// function rejects yields an error wrapping syncgate.ErrInvalidEvent.
-func RedisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions) ([]string, error) {
-	return redisPublish(ctx, rdb, events, opts, nil)
-}
-
-// redisPublish is RedisPublish; with at set it calls syncgate_publish_at
-// with the source and each event's position.
-func redisPublish(ctx context.Context, rdb redis.UniversalClient, events []syncgate.Event, opts RedisPublishOptions, at *positions) ([]string, error) {
-	if len(events) == 0 {
-		return nil, nil
-	}
-	now := time.Now().UTC()
-	raws := make([]any, len(events))
-	for i := range events {
-		ev := events[i]
-		if err := ev.Validate(); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
-		if ev.Timestamp.IsZero() {
-			ev.Timestamp = now
-		}
-		b, err := ev.Encode()
-		if err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
-		}
-		raws[i] = b
-	}
-	load := opts.load
-	if load == nil {
-		load = func() error {
-			return loadLibrary(ctx, rdb, opts.HistorySize, opts.HistoryTTL, libraryOwnerPublisher, false)
-		}
-	}
-	args := func(group []int) []any {
-		if at == nil {
-			a := make([]any, len(group))
-			for j, i := range group {
-				a[j] = raws[i]
-			}
-			return a
-		}
-		a := make([]any, 0, 1+2*len(group))
-		a = append(a, at.source)
-		for _, i := range group {
-			a = append(a, at.pos[i], raws[i])
-		}
-		return a
-	}
-	fn := "syncgate_publish_encoded"
-	if at != nil {
-		fn = "syncgate_publish_at"
-	}
-	if _, ok := rdb.(*redis.ClusterClient); !ok {
-		all := make([]int, len(events))
-		for i := range all {
-			all[i] = i
-		}
-		offsets, err := fcallPublish(ctx, rdb, load, fn, projectKeys(events), args(all), len(events))
-		if err != nil {
-			return nil, err
-		}
-		return tagOffsets(offsets, events), nil
-	}
-	offsets := make([]string, len(events))
-	for _, group := range groupByProject(events) {
-		out, err := fcallPublish(ctx, rdb, load, fn, []string{epochKey(events[group[0]].Project)}, args(group), len(group))
-		if err != nil {
-			return nil, fmt.Errorf("project %s: %w", events[group[0]].Project, err)
-		}
-		for j, i := range group {
-			offsets[i] = out[j]
-		}
-	}
-	return tagOffsets(offsets, events), nil
-}
-
-// tagOffsets tags each offset the function returned (the Redis stream id in
-// the project's epoch) with its event's collection stream.
-func tagOffsets(offsets []string, events []syncgate.Event) []string {
-	for i, o := range offsets {
-		if off, err := ParseOffset(o); err == nil {
-			offsets[i] = off.In(Stream{Project: events[i].Project, Collection: events[i].Collection}).String()
-		}
-	}
-	return offsets
-}
-
-// groupByProject returns the indexes of events per project, projects in
-// order of first appearance.
-func groupByProject(events []syncgate.Event) [][]int {
-	var groups [][]int
-	at := map[string]int{}
-	for i, ev := range events {
-		g, ok := at[ev.Project]
-		if !ok {
-			g = len(groups)
-			at[ev.Project] = g
-			groups = append(groups, nil)
-		}
-		groups[g] = append(groups[g], i)
-	}
-	return groups
-}
-
-// projectKeys returns the epoch key of every project among events, once.
-func projectKeys(events []syncgate.Event) []string {
-	var keys []string
-	seen := map[string]bool{}
-	for _, ev := range events {
-		if !seen[ev.Project] {
-			seen[ev.Project] = true
-			keys = append(keys, epochKey(ev.Project))
-		}
-	}
-	return keys
-}
-
-func fcallPublish(ctx context.Context, rdb redis.UniversalClient, load func() error, fn string, keys []string, args []any, n int) ([]string, error) {
-	for attempt := 0; ; attempt++ {
-		out, err := rdb.FCall(ctx, fn, keys, args...).StringSlice()
-		if err == nil {
-			if len(out) != n {
-				return nil, fmt.Errorf("%s returned %d offsets for %d events", fn, len(out), n)
-			}
-			return out, nil
-		}
-		if attempt == 0 && isFunctionMissing(err) {
-			if lerr := load(); lerr != nil {
-				return nil, lerr
-			}
-			continue
-		}
-		return nil, classify("publish", err)
-	}
-}
-
-// isFunctionMissing reports the error of calling a function that is not
-// loaded (a fresh or restarted Redis, or a new cluster master).
-func isFunctionMissing(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "Function not found")
-}
-
-// loadLibrary installs the library on every master. With replace false an
-// existing library is kept (a publisher must not override the gateway's
-// limits).
-func loadLibrary(ctx context.Context, rdb redis.UniversalClient, historySize int, ttl time.Duration, owner string, replace bool) error {
-	if historySize == 0 {
-		historySize = DefaultHistorySize
-	}
-	if ttl <= 0 {
-		ttl = DefaultHistoryTTL
-	}
-	src := redisLibrarySource(historySize, ttl, owner)
-	one := func(ctx context.Context, c redis.Cmdable) error {
-		var err error
-		if replace {
-			err = c.FunctionLoadReplace(ctx, src).Err()
-		} else {
-			err = c.FunctionLoad(ctx, src).Err()
-			if err != nil && strings.Contains(err.Error(), "already exists") {
-				err = nil
-			}
-		}
-		return err
-	}
-	var err error
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			if e := one(ctx, c); e != nil {
-				return fmt.Errorf("%s: %w", c.Options().Addr, e)
-			}
-			return nil
-		})
-	} else {
-		err = one(ctx, rdb)
-	}
-	if err != nil {
-		return classify("loading the syncgate function library", err)
-	}
-	return nil
-}
-
-// classify wraps connection failures with ErrUnavailable; those after
-// which the command may have run (timed out or cut off after it was sent)
-// also wrap context.DeadlineExceeded (or context.Canceled), while those
-// where it surely did not run (no connection, or Redis refused it as
-// loading, read-only, down…) wrap ErrUnavailable alone. Replies the
-// function gave for a bad event wrap syncgate.ErrInvalidEvent.
-func classify(op string, err error) error {
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		msg := rerr.Error()
-		for _, p := range []string{"LOADING", "CLUSTERDOWN", "READONLY", "MASTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "MOVED", "ASK"} {
-			if strings.HasPrefix(msg, p) {
-				return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
-			}
-		}
-		if strings.Contains(msg, "syncgate: ") {
-			return fmt.Errorf("%s: %w: %v", op, syncgate.ErrInvalidEvent, err)
-		}
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if notSent(err) {
-		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
-	}
-	// Timed out or cut off after the command was written: it may have run.
-	return fmt.Errorf("%s: %w: %w (the command may have run): %v", op, ErrUnavailable, context.DeadlineExceeded, err)
-}
-
-// notSent reports errors that mean the command never reached Redis: no
-// connection could be made or taken from the pool, or the client is
-// closed. Publishes failing so answer 503 ("nothing was published");
-// any other failure may come after Redis ran the command.
-func notSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) ||
-		errors.Is(err, redis.ErrClosed)
-}
-
-// Key and channel names; docs/redis.md documents them.
-func epochKey(project string) string { return "sg:{" + project + "}:epoch" }
-
-func channelName(s Stream) string { return "sg:{" + s.Project + "}:c:" + s.Collection }
-
-func probeChannel(group, node string) string { return "sg:{" + group + "}:probe:" + node }
-
-// streamOfChannel parses a channel name back into its stream.
-func streamOfChannel(ch string) (Stream, bool) {
-	rest, ok := strings.CutPrefix(ch, "sg:{")
-	if !ok {
-		return Stream{}, false
-	}
-	p, coll, ok := strings.Cut(rest, "}:c:")
-	if !ok || p == "" || coll == "" {
-		return Stream{}, false
-	}
-	return Stream{Project: p, Collection: coll}, true
-}
