@@ -111,9 +111,9 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 	s := &Session{
 		h: h, id: cfg.ID, transport: cfg.Transport, overhead: cfg.Overhead, heartbeat: cfg.Heartbeat,
 		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
-		wake:    make(chan struct{}, 1),
-		abort:   make(chan struct{}),
-		subs:    make(map[SubKey]*Subscription),
+		wake:  make(chan struct{}, 1),
+		abort: make(chan struct{}),
+		subs:  make(map[SubKey]*Subscription),
 	}
 	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
 	s.guard = wsconn.Guard{Log: h.log, Metrics: h.m, Transport: cfg.Transport}
