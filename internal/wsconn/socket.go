@@ -221,6 +221,33 @@ func (s *Socket) Close(code websocket.StatusCode, reason string) {
 	_ = s.WS.Close(code, clipReason(reason))
 }
 
+// Sink is what a transport writes one connection's messages to: a
+// *Socket, or a recorder in a transport's tests.
+type Sink interface {
+	Write(msg []byte, abort <-chan struct{}) error
+	End(code int, reason string)
+}
+
+var _ Sink = (*Socket)(nil)
+
+// Refuse closes a socket whose session the node refused (code 1012 while
+// draining, 1013 when full) and releases it.
+func (s *Socket) Refuse(code int) {
+	s.Close(websocket.StatusCode(code), "node full or draining, try another")
+	s.Finish()
+}
+
+// End closes the connection with code and reason, or cuts it when code is
+// 1006 (abnormal closure, which is never sent): the engine's close of a
+// session, as both WebSocket transports make it.
+func (s *Socket) End(code int, reason string) {
+	if code == int(websocket.StatusAbnormalClosure) {
+		s.Cut()
+		return
+	}
+	s.Close(websocket.StatusCode(code), reason)
+}
+
 // Cut ends the connection without a close frame (the socket failed, or the
 // peer is gone); Finish counts it as 1006, what the peer sees.
 func (s *Socket) Cut() {
