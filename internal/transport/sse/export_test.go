@@ -11,3 +11,5 @@ func (e *encoder) Events(i int, frame []byte, last string)       { e.events(i, f
 func (e *encoder) Fail(code, message string)                     { e.fail(code, message) }
 func (e *encoder) Comment(text string)                           { e.comment(text) }
 func (e *encoder) Take() []byte                                  { return e.take() }
+
+func (e *encoder) Retry(ms int) { e.retry(ms) }
