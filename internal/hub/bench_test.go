@@ -23,16 +23,16 @@ func (nopVerifier) Verify(context.Context, string) (*auth.Claims, error) { retur
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{1, 100, 10000} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			h, err := New(Config{Verifier: nopVerifier{}, Logger: slog.New(slog.DiscardHandler)}, nil)
+			h, err := New(Config{Verifier: nopVerifier{}, Logger: slog.New(slog.DiscardHandler)}, backplane.NewMemory(backplane.MemoryConfig{}))
 			if err != nil {
 				b.Fatal(err)
 			}
 			s := backplane.Stream{Project: "p", Collection: "c"}
 			claims := &auth.Claims{Subject: "u", Projects: []string{"p"}}
-			conns := make([]*conn, n)
+			conns := make([]*Session, n)
 			for i := range conns {
-				c := &conn{h: h, wake: make(chan struct{}, 1), claims: claims, log: h.log}
-				sub := &subscription{conn: c, stream: s, header: eventsHeader("p", "c"), state: subLive, last: backplane.Offset{Epoch: "e"}}
+				c := &Session{h: h, wake: make(chan struct{}, 1), claims: claims, log: h.log}
+				sub := &Subscription{sess: c, key: SubKey{Stream: s}, state: subLive, last: backplane.Offset{Epoch: "e"}}
 				h.shard(s).add(sub)
 				conns[i] = c
 			}

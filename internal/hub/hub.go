@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/metrics"
-	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
 // TokenVerifier checks a client token; *auth.Verifier implements it.
@@ -24,7 +21,8 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*auth.Claims, error)
 }
 
-// Config configures a Hub. A zero field means its documented default.
+// Config configures a Hub: the node's limits, which every transport shares.
+// A zero field means its documented default.
 type Config struct {
 	// Verifier checks client tokens. Required.
 	Verifier TokenVerifier
@@ -36,25 +34,26 @@ type Config struct {
 	// MaxPendingEvents bounds the live events buffered for one subscription
 	// while its history is replayed; default 10,000.
 	MaxPendingEvents int
-	// MaxMessageBytes is the largest client frame; larger frames close the
+	// MaxMessageBytes is the largest client frame a transport accepts
+	// (Socket.IO advertises it as maxPayload); larger frames close the
 	// connection with 1009. Default 64 KiB.
 	MaxMessageBytes int64
-	// MaxConnections this node accepts before answering 1013; 0 is no limit.
+	// MaxConnections this node accepts, over every transport together,
+	// before refusing with 1013; 0 is no limit.
 	MaxConnections int
 	// AuthTimeout is how long a connection may stay unauthenticated; 10s.
 	AuthTimeout time.Duration
-	// WriteTimeout bounds every socket write; default 10s.
+	// WriteTimeout bounds every write to a client; default 10s.
 	WriteTimeout time.Duration
-	// PingInterval is how often the server pings idle clients; default 25s.
+	// PingInterval is how often transports check idle clients (WebSocket
+	// ping, Engine.IO ping, SSE keep-alive); default 25s.
 	PingInterval time.Duration
 	// OriginPatterns are the allowed browser origins (host patterns as in
 	// path.Match, e.g. "app.example.com" or "*.example.com"); empty means
 	// same origin only. "*" allows every origin.
 	OriginPatterns []string
-	// History is the node's gate for history reads (resume), shared with
-	// the node's other transports so that its budget is node-wide;
-	// default one of its own over the hub's backplane, with the default
-	// budget.
+	// History is the node's gate for history reads (resume); default one
+	// of its own over the hub's backplane, with the default budget.
 	History *backplane.HistoryReader
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -89,7 +88,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Hub is one node's set of connections and subscriptions.
+// Hub is the node's session engine: every connection of every transport,
+// their subscriptions, and the fan-out of backplane events to them.
 type Hub struct {
 	cfg    Config
 	bp     backplane.Backplane
@@ -98,21 +98,23 @@ type Hub struct {
 	nodeID string
 	nextID atomic.Uint64
 	shards [numShards]shard
-	guard  wsconn.Guard
 
-	mu       sync.Mutex // guards conns and draining
-	conns    map[*conn]struct{}
+	mu       sync.Mutex // guards sessions and draining
+	sessions map[*Session]struct{}
 	draining bool
-	wg       sync.WaitGroup // one per live connection
+	wg       sync.WaitGroup // one per registered session
 }
 
 var _ backplane.Receiver = (*Hub)(nil)
 
 // New returns a hub that serves subscriptions from bp. The caller starts bp
-// with the hub as its Receiver (see Start).
+// with the hub as its Receiver (Start).
 func New(cfg Config, bp backplane.Backplane) (*Hub, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("hub: Config.Verifier is required")
+	}
+	if bp == nil {
+		return nil, errors.New("hub: a backplane is required")
 	}
 	cfg.setDefaults()
 	if cfg.History == nil {
@@ -120,28 +122,25 @@ func New(cfg Config, bp backplane.Backplane) (*Hub, error) {
 	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	h := &Hub{cfg: cfg, bp: bp, log: cfg.Logger, m: cfg.Metrics, nodeID: hex.EncodeToString(b[:]), conns: make(map[*conn]struct{}),
-		guard: wsconn.Guard{Log: cfg.Logger, Metrics: cfg.Metrics, Transport: wsconn.TransportWS}}
+	h := &Hub{cfg: cfg, bp: bp, log: cfg.Logger, m: cfg.Metrics, nodeID: hex.EncodeToString(b[:]),
+		sessions: make(map[*Session]struct{})}
 	for i := range h.shards {
-		h.shards[i].streams = make(map[backplane.Stream][]*subscription)
+		h.shards[i].streams = make(map[backplane.Stream][]*Subscription)
 	}
 	return h, nil
 }
+
+// Config returns the hub's configuration with its defaults filled in; the
+// transports read their shared settings from it.
+func (h *Hub) Config() Config { return h.cfg }
 
 // Start starts the backplane's delivery into the hub.
 func (h *Hub) Start(ctx context.Context) error {
 	return h.bp.Start(ctx, h)
 }
 
-// message is one event encoded once for every subscriber on this node.
-type message struct {
-	off  backplane.Offset
-	data []byte // the event's JSON, offset included
-	aud  *syncgate.Audience
-	ts   time.Time
-}
-
-// Receive implements backplane.Receiver: encode once, enqueue everywhere.
+// Receive implements backplane.Receiver: parse the offset once, then fan
+// out. It never blocks.
 func (h *Hub) Receive(s backplane.Stream, ev *syncgate.Event) {
 	subs := h.shard(s).subscribers(s)
 	if len(subs) == 0 {
@@ -155,25 +154,25 @@ func (h *Hub) Receive(s backplane.Stream, ev *syncgate.Event) {
 		}
 		return
 	}
+	h.fanout(subs, m, ev)
+}
+
+// fanout encodes m once per encoding its subscribers use and enqueues the
+// same bytes to every one of them.
+func (h *Hub) fanout(subs []*Subscription, m *Message, ev *syncgate.Event) {
 	for _, sub := range subs {
-		sub.conn.deliver(sub, m)
+		if err := m.encode(ev, sub.enc); err != nil {
+			h.log.Warn("dropping undeliverable event from backplane", "stream", sub.key.Stream.String(), "err", err)
+			h.dropped(dropInvalid)
+			continue
+		}
+		sub.sess.deliver(sub, m)
 	}
 }
 
-func newMessage(ev *syncgate.Event) (*message, error) {
-	off, err := backplane.ParseOffset(ev.Offset)
-	if err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encoding event: %w", err)
-	}
-	return &message{off: off, data: data, aud: ev.Audience, ts: ev.Timestamp}, nil
-}
-
-// Reset implements backplane.Receiver: every subscription of s gets a fresh
-// `subscribed` frame with recovered=false and continues live after head.
+// Reset implements backplane.Receiver: every subscription of s learns that
+// events up to head may be lost (its transport's Gap), unless it already
+// passed head; during a replay, when the replay ends.
 func (h *Hub) Reset(s backplane.Stream, head string) {
 	off, err := backplane.ParseOffset(head)
 	if err != nil {
@@ -181,94 +180,50 @@ func (h *Hub) Reset(s backplane.Stream, head string) {
 		return
 	}
 	for _, sub := range h.shard(s).subscribers(s) {
-		sub.conn.reset(sub, off)
+		sub.sess.reset(sub, off)
 	}
 }
 
-// Connections returns the number of open connections.
-func (h *Hub) Connections() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.conns)
+// Verify checks a client token with the node's verifier and counts a
+// refusal in syncgate_auth_failures_total.
+func (h *Hub) Verify(ctx context.Context, token string) (*auth.Claims, error) {
+	claims, err := h.cfg.Verifier.Verify(ctx, token)
+	if err != nil {
+		h.AuthFailed(err)
+	}
+	return claims, err
 }
 
-// register adds c unless the node drains or is full; it returns the close
-// code to refuse with, or 0.
-func (h *Hub) register(c *conn) CloseCode {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.draining {
-		return CloseServiceRestart
-	}
-	if h.cfg.MaxConnections > 0 && len(h.conns) >= h.cfg.MaxConnections {
-		return CloseTryAgainLater
-	}
-	h.conns[c] = struct{}{}
-	h.wg.Add(1)
+// AuthFailed counts a refused credential by its reason.
+func (h *Hub) AuthFailed(err error) {
 	if h.m != nil {
-		h.m.Connections.Inc()
+		r := auth.Reason(err)
+		if r == "" {
+			r = "other"
+		}
+		h.m.AuthFailures.WithLabelValues(r).Inc()
 	}
-	return 0
 }
 
-func (h *Hub) unregister(c *conn) {
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
+// ClientMessage counts one client message by op (the transport's own
+// names; unknown ones as "invalid").
+func (h *Hub) ClientMessage(op string) {
 	if h.m != nil {
-		h.m.Connections.Dec()
+		h.m.ClientMessages.WithLabelValues(op).Inc()
 	}
-	h.wg.Done()
 }
 
-// Draining reports whether Drain has begun.
-func (h *Hub) Draining() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.draining
-}
+// Drop reasons, as metrics names them.
+const (
+	dropAudience   = metrics.DropAudience
+	dropDuplicate  = metrics.DropDuplicate
+	dropSlowClient = metrics.DropSlowClient
+	dropInvalid    = metrics.DropInvalid
+	dropClosing    = metrics.DropClosing
+)
 
-// Drain refuses new connections and closes every live one with 1012,
-// spreading the closes over most of grace so clients do not all reconnect
-// elsewhere in one instant. Each connection's queued events are written
-// before its close. Drain returns when all connections are gone, or when
-// ctx ends, after which the remaining ones are closed at once.
-func (h *Hub) Drain(ctx context.Context, grace time.Duration) error {
-	h.mu.Lock()
-	h.draining = true
-	conns := make([]*conn, 0, len(h.conns))
-	for c := range h.conns {
-		conns = append(conns, c)
-	}
-	h.mu.Unlock()
-
-	spread := grace * 8 / 10
-	start := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for i, c := range conns {
-		if d := time.Until(start.Add(spread * time.Duration(i) / time.Duration(len(conns)))); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-			}
-		}
-		c.requestClose(CloseServiceRestart, "service restart", true)
-	}
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		h.mu.Lock()
-		for c := range h.conns {
-			c.sock.Cut()
-		}
-		h.mu.Unlock()
-		<-done
-		return ctx.Err()
+func (h *Hub) dropped(reason string) {
+	if h.m != nil {
+		h.m.EventsDropped.WithLabelValues(reason).Inc()
 	}
 }

@@ -19,7 +19,7 @@ var shardSeed = maphash.MakeSeed()
 // remove builds a new slice.
 type shard struct {
 	mu      sync.RWMutex
-	streams map[backplane.Stream][]*subscription
+	streams map[backplane.Stream][]*Subscription
 }
 
 func (h *Hub) shard(s backplane.Stream) *shard {
@@ -31,34 +31,34 @@ func (h *Hub) shard(s backplane.Stream) *shard {
 	return &h.shards[mh.Sum64()%numShards]
 }
 
-func (sh *shard) subscribers(s backplane.Stream) []*subscription {
+func (sh *shard) subscribers(s backplane.Stream) []*Subscription {
 	sh.mu.RLock()
 	subs := sh.streams[s]
 	sh.mu.RUnlock()
 	return subs
 }
 
-func (sh *shard) add(sub *subscription) {
+func (sh *shard) add(sub *Subscription) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	// Appending in place is safe: readers hold slices no longer than the
 	// current one, and remove never leaves a shared array behind it.
-	sh.streams[sub.stream] = append(sh.streams[sub.stream], sub)
+	sh.streams[sub.key.Stream] = append(sh.streams[sub.key.Stream], sub)
 }
 
-func (sh *shard) remove(sub *subscription) {
+func (sh *shard) remove(sub *Subscription) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	old := sh.streams[sub.stream]
+	old := sh.streams[sub.key.Stream]
 	i := slices.Index(old, sub)
 	if i < 0 {
 		return
 	}
 	if len(old) == 1 {
-		delete(sh.streams, sub.stream)
+		delete(sh.streams, sub.key.Stream)
 		return
 	}
-	next := make([]*subscription, 0, len(old)-1)
+	next := make([]*Subscription, 0, len(old)-1)
 	next = append(next, old[:i]...)
-	sh.streams[sub.stream] = append(next, old[i+1:]...)
+	sh.streams[sub.key.Stream] = append(next, old[i+1:]...)
 }

@@ -11,11 +11,11 @@ import (
 // iterate the slices they loaded (run with -race): a reader's slots are
 // never overwritten, and the index ends with exactly the survivors.
 func TestShardConcurrentReaders(t *testing.T) {
-	sh := &shard{streams: map[backplane.Stream][]*subscription{}}
+	sh := &shard{streams: map[backplane.Stream][]*Subscription{}}
 	s := backplane.Stream{Project: "p", Collection: "c"}
-	subs := make([]*subscription, 2000)
+	subs := make([]*Subscription, 2000)
 	for i := range subs {
-		subs[i] = &subscription{stream: s}
+		subs[i] = &Subscription{key: SubKey{Stream: s}}
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -31,7 +31,7 @@ func TestShardConcurrentReaders(t *testing.T) {
 				}
 				list := sh.subscribers(s)
 				for i, sub := range list {
-					if sub == nil || sub.stream != s {
+					if sub == nil || sub.key.Stream != s {
 						t.Errorf("slot %d of %d holds %v", i, len(list), sub)
 						return
 					}

@@ -1,98 +1,94 @@
 package hub
 
 import (
-	"context"
 	"errors"
 	"time"
-
-	"github.com/coder/websocket"
-
-	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
-// maxFrameEvents bounds how many bytes of events go into one frame, so one
-// busy subscription cannot build an unbounded frame; a single larger event
-// still gets its own frame.
-const maxFrameBytes = 256 << 10
-
-// writeLoop owns every write to the socket. It wakes when the queue or the
-// close state changes, takes the whole queue at once and writes it, then
-// closes the socket when a close was requested. A client that reads
-// nothing for WriteTimeout, or answers no ping in that time, is closed with
-// 4008; the close frame always fits in the send buffer (wsconn.Socket).
-// It runs under the hub's recover boundary (serve).
-func (c *conn) writeLoop() {
-	ping := time.NewTicker(c.h.cfg.PingInterval)
-	defer ping.Stop()
+// writeLoop owns every write to the transport. It wakes when the queue or
+// the close state changes, takes the whole queue at once and writes it (one
+// WriteEvents per run of a subscription's events between control frames),
+// pulls the next chunk of any replay, and closes the transport when a close
+// was decided. A client that reads nothing for WriteTimeout, or misses a
+// heartbeat, is closed with 4008. It runs under the session's recover
+// boundary (Attach).
+func (s *Session) writeLoop() {
+	heartbeat := time.NewTimer(s.heartbeat)
+	defer heartbeat.Stop()
 	for {
 		var err error
 		select {
-		case <-c.wake:
-		case <-ping.C:
-			ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.WriteTimeout)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err == nil {
+		case <-s.wake:
+		case <-heartbeat.C:
+			next, herr := s.t.Heartbeat()
+			if herr == nil {
+				heartbeat.Reset(next)
 				continue
 			}
-			if c.ctx.Err() != nil {
+			if s.ctx.Err() != nil {
 				return
 			}
-			c.log.Debug("ping failed", "err", err)
-			c.stalled("no pong within " + c.h.cfg.WriteTimeout.String())
-		case <-c.ctx.Done():
+			s.log.Debug("heartbeat failed", "err", herr)
+			err = herr
+		case <-s.ctx.Done():
 			return
 		}
-		c.mu.Lock()
-		batch := c.queue
-		c.queue, c.queued = c.spare[:0], 0
-		code, flush := c.closeCode, c.closeFlush
-		c.mu.Unlock()
+		s.mu.Lock()
+		batch := s.queue
+		s.queue, s.queued = s.spare[:0], 0
+		code, flush := s.closeCode, s.closeFlush
+		s.mu.Unlock()
 
-		if code == 0 || flush {
-			err = c.writeBatch(batch)
+		if err == nil && (code == 0 || flush) {
+			if err = s.writeBatch(batch); err == nil {
+				err = s.t.Flush()
+			}
 		}
 		clear(batch) // let the GC have the messages
-		c.spare = batch[:0]
+		s.spare = batch[:0]
 		if code == 0 && err == nil {
-			c.mu.Lock()
-			more := c.pullReplayLocked()
-			c.mu.Unlock()
+			s.mu.Lock()
+			more := s.pullReplayLocked()
+			s.mu.Unlock()
 			if more {
-				c.signal()
+				s.signal()
 			}
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, wsconn.ErrAborted), errors.Is(err, wsconn.ErrStalled):
-			if errors.Is(err, wsconn.ErrStalled) {
-				c.stalled("read nothing for " + c.h.cfg.WriteTimeout.String())
+		case errors.Is(err, ErrAborted), errors.Is(err, ErrStalled):
+			if errors.Is(err, ErrStalled) {
+				why := err.Error()
+				if err == ErrStalled {
+					why = "read nothing for " + s.h.cfg.WriteTimeout.String()
+				}
+				s.stalled(why)
 			}
-			c.mu.Lock()
-			code = c.closeCode
-			c.mu.Unlock()
+			s.mu.Lock()
+			code = s.closeCode
+			s.mu.Unlock()
 		default:
-			c.log.Debug("write failed", "err", err)
-			c.sock.Cut()
+			s.log.Debug("write failed", "err", err)
+			s.t.Close(CloseAbnormal, "")
 			return
 		}
 		if code != 0 {
-			c.mu.Lock()
-			code, reason := c.closeCode, c.closeReason
-			c.mu.Unlock()
-			c.sock.Close(websocket.StatusCode(code), reason)
+			s.mu.Lock()
+			code, reason := s.closeCode, s.closeReason
+			s.mu.Unlock()
+			s.t.Close(code, reason)
 			return
 		}
 	}
 }
 
 // writeBatch writes queued items in order: control frames as they are, and
-// between two control frames one `events` frame per subscription holding its
-// events in queue order.
-func (c *conn) writeBatch(batch []item) error {
+// between two control frames each subscription's events in one
+// WriteEvents, in queue order.
+func (s *Session) writeBatch(batch []item) error {
 	for i := 0; i < len(batch); {
 		if batch[i].sub == nil {
-			if err := c.write(batch[i].frame); err != nil {
+			if err := s.t.WriteFrame(batch[i].frame); err != nil {
 				return err
 			}
 			i++
@@ -106,7 +102,7 @@ func (c *conn) writeBatch(batch []item) error {
 			if batch[k].msg == nil {
 				continue // already written with an earlier item of its subscription
 			}
-			if err := c.writeEvents(batch[k:j], batch[k].sub); err != nil {
+			if err := s.writeEvents(batch[k:j], batch[k].sub); err != nil {
 				return err
 			}
 		}
@@ -115,58 +111,28 @@ func (c *conn) writeBatch(batch []item) error {
 	return nil
 }
 
-// writeEvents writes every unwritten item of sub in seg as one or more
-// events frames, marking them written.
-func (c *conn) writeEvents(seg []item, sub *subscription) error {
-	published := c.stamp[:0]
-	b := append(c.buf[:0], sub.header...)
-	n := 0
-	flush := func() error {
-		b = append(b, "]}"...)
-		err := c.write(b)
-		c.delivered(n, published)
-		b, n, published = append(b[:0], sub.header...), 0, published[:0]
-		return err
-	}
+// writeEvents writes every unwritten event of sub in seg with one
+// WriteEvents, marking them written, and counts them delivered.
+func (s *Session) writeEvents(seg []item, sub *Subscription) error {
+	msgs := s.msgs[:0]
 	for k := range seg {
 		it := &seg[k]
 		if it.sub != sub || it.msg == nil {
 			continue
 		}
-		if n > 0 && len(b)+len(it.msg.data) > maxFrameBytes {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, it.msg.data...)
-		if !it.msg.ts.IsZero() && c.h.m != nil {
-			published = append(published, it.msg.ts)
-		}
-		n++
+		msgs = append(msgs, it.msg)
 		it.msg = nil
 	}
-	err := flush()
-	c.buf, c.stamp = b[:0], published[:0]
+	err := s.t.WriteEvents(sub, msgs)
+	if m := s.h.m; m != nil && err == nil {
+		m.EventsDelivered.Add(float64(len(msgs)))
+		m.BatchSize.Observe(float64(len(msgs)))
+		now := time.Now()
+		for _, msg := range msgs {
+			m.ObserveLatency(msg.ts, now)
+		}
+	}
+	clear(msgs)
+	s.msgs = msgs[:0]
 	return err
-}
-
-func (c *conn) delivered(n int, published []time.Time) {
-	m := c.h.m
-	if m == nil || n == 0 {
-		return
-	}
-	m.EventsDelivered.Add(float64(n))
-	m.BatchSize.Observe(float64(n))
-	now := time.Now()
-	for _, ts := range published {
-		m.ObserveLatency(ts, now)
-	}
-}
-
-// write writes one frame; only the writer calls it.
-func (c *conn) write(frame []byte) error {
-	return c.sock.Write(frame, c.abort)
 }

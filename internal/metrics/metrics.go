@@ -19,14 +19,14 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Connections          prometheus.Gauge
-	Subscriptions        prometheus.Gauge
+	Connections          *prometheus.GaugeVec
+	Subscriptions        *prometheus.GaugeVec
 	EventsPublished      prometheus.Counter
 	EventsDelivered      prometheus.Counter
 	EventsDropped        *prometheus.CounterVec
 	BatchSize            prometheus.Histogram
 	DeliveryLatency      prometheus.Histogram
-	SlowConsumers        prometheus.Counter
+	SlowConsumers        *prometheus.CounterVec
 	AuthFailures         *prometheus.CounterVec
 	ClientMessages       *prometheus.CounterVec
 	PublishRequests      *prometheus.CounterVec
@@ -44,6 +44,10 @@ type Metrics struct {
 	// Capture: change capture from PostgreSQL (capture.go).
 	Capture CaptureMetrics
 }
+
+// Transports are the values of the `transport` label (the engine's
+// transports: internal/hub).
+var Transports = []string{"ws", "socketio", "sse"}
 
 // Kinds for syncgate_history_reads_total.
 const (
@@ -66,12 +70,12 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
-		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "syncgate_connections", Help: "Client connections currently open on this node.",
-		}),
-		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "syncgate_subscriptions", Help: "Subscriptions currently active on this node.",
-		}),
+		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "syncgate_connections", Help: "Client connections currently open on this node, by transport (ws, socketio, sse).",
+		}, []string{"transport"}),
+		Subscriptions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "syncgate_subscriptions", Help: "Subscriptions currently active on this node, by transport.",
+		}, []string{"transport"}),
 		EventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "syncgate_events_published_total", Help: "Events accepted for publishing through this node.",
 		}),
@@ -89,9 +93,9 @@ func New() *Metrics {
 			Name: "syncgate_delivery_latency_seconds", Help: "Time from an event's publish timestamp to its socket write.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
-		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008: their queue overflowed, or they read nothing for the write timeout.",
-		}),
+		SlowConsumers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncgate_slow_consumer_disconnects_total", Help: "Connections closed with 4008, by transport: their queue overflowed, or they read nothing for the write timeout.",
+		}, []string{"transport"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncgate_auth_failures_total", Help: "Refused client tokens and publish keys, by reason.",
 		}, []string{"reason"}),
@@ -149,8 +153,11 @@ func New() *Metrics {
 	for _, r := range []string{DropAudience, DropDuplicate, DropSlowClient, DropInvalid, DropClosing} {
 		m.EventsDropped.WithLabelValues(r)
 	}
-	for _, t := range []string{"ws", "socketio"} {
+	for _, t := range Transports {
 		m.Panics.WithLabelValues(t)
+		m.Connections.WithLabelValues(t)
+		m.Subscriptions.WithLabelValues(t)
+		m.SlowConsumers.WithLabelValues(t)
 	}
 	for _, k := range []string{HistoryRead, HistoryShared} {
 		m.HistoryReads.WithLabelValues(k)

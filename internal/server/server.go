@@ -22,6 +22,7 @@ import (
 	"github.com/syncgate/syncgate/internal/edge"
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/transport/ws"
 )
 
 // Limits of the publish endpoint (SPEC.md).
@@ -37,10 +38,17 @@ type Publisher interface {
 
 // Config is what the HTTP surface serves.
 type Config struct {
+	// Hub is the node's session engine: /readyz reports its drain.
 	Hub *hub.Hub
+	// WS serves /v1/ws; default the native transport over Hub
+	// (internal/transport/ws).
+	WS http.Handler
 	// SocketIO, when set, serves the Socket.IO-compatible endpoint at
-	// /socket.io/ (internal/socketio).
-	SocketIO  http.Handler
+	// /socket.io/ (internal/transport/socketio).
+	SocketIO http.Handler
+	// SSE, when set, serves Server-Sent Events at GET /v1/sse
+	// (internal/transport/sse).
+	SSE       http.Handler
 	Publisher Publisher
 	// Ready reports backplane readiness; nil means always ready.
 	Ready func() error
@@ -72,7 +80,13 @@ func Handler(cfg Config) http.Handler {
 	// token verified. A streaming response (the coming /v1/sse) must call
 	// edge.Stream(w) before streaming and edge.Authenticated(r.Context())
 	// once its token verified (see internal/edge).
-	r.Get("/v1/ws", cfg.Hub.ServeHTTP)
+	if cfg.WS == nil {
+		cfg.WS = ws.New(cfg.Hub)
+	}
+	r.Get("/v1/ws", cfg.WS.ServeHTTP)
+	if cfg.SSE != nil {
+		r.Get("/v1/sse", cfg.SSE.ServeHTTP)
+	}
 	if cfg.SocketIO != nil {
 		r.Handle("/socket.io/*", cfg.SocketIO)
 	}

@@ -225,7 +225,7 @@ func (c *conn) failSlowLocked(why string) {
 	c.queue, c.queued = c.queue[:0], 0
 	c.closeLocked(closeSlowConsumer, "slow consumer: "+why, false)
 	if m := c.s.m; m != nil {
-		m.SlowConsumers.Inc()
+		m.SlowConsumers.WithLabelValues("socketio").Inc()
 		m.EventsDropped.WithLabelValues(metrics.DropSlowClient).Add(float64(n))
 	}
 	c.log.Warn("closing slow consumer", "code", int(closeSlowConsumer), "why", why, "dropped_events", n)
@@ -331,7 +331,7 @@ func (c *conn) openPage(sub *subscription, since string, page backplane.Page) (b
 	st := sub.key.stream
 	c.s.shard(st).add(sub)
 	if m := c.s.m; m != nil {
-		m.Subscriptions.Inc()
+		m.Subscriptions.WithLabelValues("socketio").Inc()
 	}
 	if err := c.s.bp.Subscribe(c.ctx, st); err != nil {
 		c.endSubscription(sub, false)
@@ -579,7 +579,7 @@ func (c *conn) endSubscription(sub *subscription, unsubscribe bool) {
 	c.mu.Unlock()
 	c.s.shard(sub.key.stream).remove(sub)
 	if m := c.s.m; m != nil {
-		m.Subscriptions.Dec()
+		m.Subscriptions.WithLabelValues("socketio").Dec()
 	}
 	if unsubscribe {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -230,7 +230,7 @@ func (s *Server) register(c *conn) closeCode {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	if s.m != nil {
-		s.m.Connections.Inc()
+		s.m.Connections.WithLabelValues("socketio").Inc()
 	}
 	return 0
 }
@@ -240,7 +240,7 @@ func (s *Server) unregister(c *conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	if s.m != nil {
-		s.m.Connections.Dec()
+		s.m.Connections.WithLabelValues("socketio").Dec()
 	}
 	s.wg.Done()
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/socketio"
@@ -573,7 +571,7 @@ func TestSlowConsumer(t *testing.T) {
 	stalled.send(`40{"token":"` + tokenFor(t, "u2", []string{"p1"}, nil, nil) + `"}`)
 	stalled.send(`42["join-project","p1"]`)
 	eventually(t, "both clients joined", func() bool {
-		return testutil.ToFloat64(n.Metrics.Subscriptions) == 2
+		return n.Metric(t, "syncgate_subscriptions") == 2
 	})
 	batch := make([]syncgate.Event, 9)
 	for i := range batch {

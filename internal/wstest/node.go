@@ -13,6 +13,7 @@ import (
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/server"
+	"github.com/syncgate/syncgate/internal/transport/ws"
 )
 
 // Secret is the HS256 secret of test nodes; Key their publish key.
@@ -76,7 +77,7 @@ func StartNode(t testing.TB, cfg NodeConfig) *Node {
 		ready = c.Ready
 	}
 	srv := httptest.NewServer(server.Handler(server.Config{
-		Hub: h, Publisher: cfg.Backplane, Ready: ready, Keys: auth.ParseKeys(Key),
+		Hub: h, WS: ws.New(h), Publisher: cfg.Backplane, Ready: ready, Keys: auth.ParseKeys(Key),
 		Metrics: cfg.Hub.Metrics, Logger: cfg.Hub.Logger,
 	}))
 	n := &Node{URL: srv.URL, Hub: h, BP: cfg.Backplane, Metrics: cfg.Hub.Metrics, srv: srv, cancel: cancel}

@@ -1,4 +1,4 @@
-package hub_test
+package ws_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate/internal/hub"
+	"github.com/syncgate/syncgate/internal/transport/ws"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -57,7 +58,7 @@ func FuzzConnection(f *testing.F) {
 		if header {
 			h.Set("Authorization", "Bearer "+tok)
 		}
-		ws, _, err := websocket.Dial(ctx, n.WSURL(), &websocket.DialOptions{Subprotocols: []string{hub.Subprotocol}, HTTPHeader: h})
+		ws, _, err := websocket.Dial(ctx, n.WSURL(), &websocket.DialOptions{Subprotocols: []string{ws.Subprotocol}, HTTPHeader: h})
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}

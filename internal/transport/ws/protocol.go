@@ -1,4 +1,4 @@
-package hub
+package ws
 
 import (
 	"bytes"
@@ -14,16 +14,6 @@ const (
 	opSubscribe   = "subscribe"
 	opUnsubscribe = "unsubscribe"
 	opPing        = "ping"
-)
-
-// Error codes of `error` frames.
-const (
-	codeBadRequest    = "bad_request"
-	codeForbidden     = "forbidden"
-	codeNotFound      = "not_found"
-	codeLimitExceeded = "limit_exceeded"
-	codeUnauthorized  = "unauthorized"
-	codeInternal      = "internal"
 )
 
 // request is one client message. ID is kept raw and echoed verbatim.
@@ -117,7 +107,7 @@ type pongFrame struct {
 func encodeFrame(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("hub: encoding %T: %v", v, err))
+		panic(fmt.Sprintf("ws: encoding %T: %v", v, err))
 	}
 	return b
 }

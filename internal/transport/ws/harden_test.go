@@ -1,4 +1,4 @@
-package hub_test
+package ws_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate/internal/hub"
+	"github.com/syncgate/syncgate/internal/transport/ws"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -231,7 +232,7 @@ func dialSmallBuffer(t *testing.T, url, tok string) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), wstest.Wait)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-		Subprotocols: []string{hub.Subprotocol},
+		Subprotocols: []string{ws.Subprotocol},
 		HTTPHeader:   http.Header{"Authorization": {"Bearer " + tok}},
 		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)

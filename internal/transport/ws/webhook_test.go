@@ -1,4 +1,4 @@
-package hub_test
+package ws_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/transport/ws"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -136,7 +137,7 @@ func TestWebhookBurst(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			ws, _, err := websocket.Dial(ctx, node.WSURL(), &websocket.DialOptions{HTTPHeader: hdr, Subprotocols: []string{hub.Subprotocol}})
+			ws, _, err := websocket.Dial(ctx, node.WSURL(), &websocket.DialOptions{HTTPHeader: hdr, Subprotocols: []string{ws.Subprotocol}})
 			if err != nil {
 				errs <- err
 				return

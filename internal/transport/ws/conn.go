@@ -1,0 +1,196 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/coder/websocket"
+
+	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/edge"
+	"github.com/syncgate/syncgate/internal/hub"
+	"github.com/syncgate/syncgate/internal/wsconn"
+)
+
+// conn is the reader side of one /v1/ws connection: it decodes client
+// frames into calls on its session.
+type conn struct {
+	h    *hub.Hub
+	sess *hub.Session
+	sock *wsconn.Socket
+	ws   *websocket.Conn // sock.WS
+	out  *transport
+}
+
+// subTag is what the protocol keeps about a subscription (hub.Subscription.Tag).
+type subTag struct {
+	id     json.RawMessage
+	header []byte // `{"op":"events",...,"events":[`
+}
+
+func tagOf(sub *hub.Subscription) *subTag { return sub.Tag().(*subTag) }
+
+// serve authenticates c and serves it until it ends.
+func (c *conn) serve(token string) {
+	var authID []byte
+	claims, err := c.authenticate(token, &authID)
+	if err != nil {
+		c.sess.Log().Info("connection refused", "reason", auth.Reason(err), "err", err)
+		c.sess.Close(hub.CloseCode(auth.CloseCode(err)), err.Error(), true)
+		c.waitClosed()
+		return
+	}
+	c.sess.Authenticate(claims)
+	edge.Authenticated(c.sess.Context())
+	c.send(readyFrame{Op: "ready", ID: authID, Connection: c.sess.ID(), User: claims.Subject, ExpiresAt: claims.ExpiresAt})
+	c.sess.Log().Debug("connection ready", "user", claims.Subject)
+	c.readLoop()
+}
+
+// authenticate uses the upgrade request's token or else waits for the first
+// message, which must be `auth`; the session closes a connection that
+// sends none within AuthTimeout.
+func (c *conn) authenticate(token string, id *[]byte) (*auth.Claims, error) {
+	if token == "" {
+		missing := func(why string) error {
+			err := &auth.TokenError{Reason: auth.ReasonMissing, Err: errors.New(why)}
+			c.h.AuthFailed(err)
+			return err
+		}
+		typ, data, err := c.ws.Read(c.sess.Context())
+		if err != nil {
+			return nil, missing("no auth message in time")
+		}
+		req, err := decodeRequest(data)
+		if typ != websocket.MessageText || err != nil || req.Op != opAuth {
+			return nil, missing("the first message must be {\"op\":\"auth\",\"token\":...}")
+		}
+		c.h.ClientMessage(opAuth)
+		token, *id = req.Token, req.ID
+	}
+	return c.h.Verify(c.sess.Context(), token)
+}
+
+// readLoop reads client messages until the connection ends.
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(c.sess.Context())
+		if err != nil {
+			if s := websocket.CloseStatus(err); s == -1 && !errors.Is(err, context.Canceled) {
+				c.sess.Log().Debug("read ended", "err", err)
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			c.h.ClientMessage("invalid")
+			c.sess.Close(hub.CloseProtocolError, "binary frames are not part of syncgate.v1", false)
+			c.waitClosed()
+			return
+		}
+		req, err := decodeRequest(data)
+		if err != nil {
+			c.h.ClientMessage("invalid")
+			c.sendError(req.ID, hub.CodeBadRequest, err.Error())
+			continue
+		}
+		c.h.ClientMessage(req.Op)
+		switch req.Op {
+		case opAuth:
+			c.refresh(req)
+		case opSubscribe:
+			c.subscribe(req)
+		case opUnsubscribe:
+			c.unsubscribe(req)
+		case opPing:
+			c.send(pongFrame{Op: "pong", ID: req.ID})
+		}
+	}
+}
+
+// waitClosed lets the writer finish its close handshake, reading (and
+// discarding) until the socket ends.
+func (c *conn) waitClosed() {
+	for {
+		if _, _, err := c.ws.Read(c.sess.Context()); err != nil {
+			return
+		}
+	}
+}
+
+func (c *conn) send(frame any) {
+	c.sess.Send(hub.Frame{Data: encodeFrame(frame)})
+}
+
+func (c *conn) sendError(id json.RawMessage, code, msg string) {
+	c.send(errorFrame{Op: "error", ID: id, Code: code, Message: msg})
+}
+
+// fail answers a refused request with its error frame.
+func (c *conn) fail(id json.RawMessage, err error) {
+	var e *hub.Error
+	if !errors.As(err, &e) {
+		e = &hub.Error{Code: hub.CodeInternal, Message: err.Error()}
+	}
+	if e.Code == hub.CodeDuplicate {
+		e = &hub.Error{Code: hub.CodeBadRequest, Message: e.Message}
+	}
+	c.sendError(id, e.Code, e.Message)
+}
+
+// subscribe handles the subscribe op: `subscribed` (the head, recovered),
+// then the replay, then live events.
+func (c *conn) subscribe(req request) {
+	if req.ID == nil {
+		c.sendError(nil, hub.CodeBadRequest, "subscribe needs an id")
+		return
+	}
+	s := backplane.Stream{Project: req.Project, Collection: req.Collection}
+	sub, opened, err := c.sess.Open(hub.OpenRequest{
+		Key: hub.SubKey{Stream: s}, Since: req.Since, Encoding: hub.JSON,
+		Tag: &subTag{id: req.ID, header: eventsHeader(s.Project, s.Collection)},
+	})
+	if err != nil {
+		c.fail(req.ID, err)
+		return
+	}
+	c.sess.Begin([]hub.Frame{{Data: encodeFrame(subscribedFrame{Op: "subscribed", ID: req.ID, Project: s.Project,
+		Collection: s.Collection, Offset: opened.Head.String(), Recovered: opened.Recovered})}}, sub)
+}
+
+// unsubscribe handles the unsubscribe op.
+func (c *conn) unsubscribe(req request) {
+	s := backplane.Stream{Project: req.Project, Collection: req.Collection}
+	if err := syncgate.ValidateSubscription(s.Project, s.Collection); err != nil {
+		c.sendError(req.ID, hub.CodeBadRequest, err.Error())
+		return
+	}
+	sub := c.sess.Lookup(hub.SubKey{Stream: s})
+	if sub == nil {
+		c.sendError(req.ID, hub.CodeNotFound, "not subscribed to "+s.String())
+		return
+	}
+	c.sess.End(sub)
+	c.send(unsubscribedFrame{Op: "unsubscribed", ID: req.ID, Project: s.Project, Collection: s.Collection})
+}
+
+// refresh handles `auth` on a live connection: same user, new expiry and
+// grants; subscriptions the new token no longer allows are ended.
+func (c *conn) refresh(req request) {
+	claims, revoked, err := c.sess.Refresh(req.Token)
+	if err != nil {
+		var e *hub.Error
+		if errors.As(err, &e) && e.Code == hub.CodeUnauthorized {
+			c.sendError(req.ID, e.Code, e.Message)
+		}
+		return // another user: the session closes with 4003
+	}
+	c.send(readyFrame{Op: "ready", ID: req.ID, Connection: c.sess.ID(), User: claims.Subject, ExpiresAt: claims.ExpiresAt})
+	for _, sub := range revoked {
+		s, id := sub.Stream(), tagOf(sub).id
+		c.sendError(id, hub.CodeForbidden, "refreshed token no longer grants "+s.String())
+		c.send(unsubscribedFrame{Op: "unsubscribed", ID: id, Project: s.Project, Collection: s.Collection})
+	}
+}
