@@ -46,12 +46,12 @@ func TestEncoderInChromium(t *testing.T) {
 		if r.Header.Get("Last-Event-ID") == "" {
 			e.Subscribed(0, off(todos, 1), true)
 			e.Subscribed(1, off(users, 1), true)
-			e.Events(0, []byte(`{"op":"events","n":1}`), off(todos, 2))
-			e.Events(1, []byte(`{"op":"events","n":2}`), off(users, 5))
+			e.Events(0, off(todos, 2), []byte(`{"n":1}`))
+			e.Events(1, off(users, 5), []byte(`{"n":2}`))
 			_, _ = w.Write(e.Take()) // the handler returns: the stream ends
 			return
 		}
-		e.Events(0, []byte(`{"op":"events","n":3}`), off(todos, 3))
+		e.Events(0, off(todos, 3), []byte(`{"n":3}`))
 		e.Fail("unauthorized", "token expired")
 		_, _ = w.Write(e.Take())
 		w.(http.Flusher).Flush()
@@ -66,7 +66,10 @@ func TestEncoderInChromium(t *testing.T) {
 
 	var got []struct {
 		Event, ID string
-		Data      map[string]any
+		Data      struct {
+			Op, Code, Project string
+			Events            []struct{ N int }
+		}
 	}
 	if err := b.eval(ctx, `waitFor(() => got.length >= 5)`, &got); err != nil {
 		t.Fatal(err)
@@ -93,13 +96,13 @@ func TestEncoderInChromium(t *testing.T) {
 	if u, _ := c.Since(users); u != off(users, 5) {
 		t.Errorf("users resumes from %q", u)
 	}
-	if got[4].Event != "events" || got[4].Data["n"] != float64(3) {
+	if d := got[4].Data; got[4].Event != "events" || d.Op != "events" || d.Project != "demo" || len(d.Events) != 1 || d.Events[0].N != 3 {
 		t.Errorf("after the reconnect: %+v", got[4])
 	}
 	if err := b.eval(ctx, `waitFor(() => got.length >= 6)`, &got); err != nil {
 		t.Fatal(err)
 	}
-	if e := got[5]; e.Event != "error" || e.Data["code"] != "unauthorized" || e.ID != got[4].ID {
+	if e := got[5]; e.Event != "error" || e.Data.Code != "unauthorized" || e.ID != got[4].ID {
 		t.Errorf("error message %+v", e)
 	}
 }

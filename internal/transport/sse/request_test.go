@@ -31,7 +31,7 @@ func cursorOf(t *testing.T, subs []sse.Subscription, offs ...string) string {
 	e := sse.NewEncoder(subs)
 	for i, o := range offs {
 		if o != "" {
-			e.Events(i, []byte(`{}`), o)
+			e.Events(i, o, []byte(`{}`))
 		}
 	}
 	r := newSSEReader(strings.NewReader(string(e.Take())))

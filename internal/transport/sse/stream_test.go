@@ -35,9 +35,9 @@ func TestEncoderCursor(t *testing.T) {
 			want{todos: off(todos, 2), all: off(all, 30), users: legacy}},
 		{"users cannot resume: its head", func() { e.Subscribed(2, off(users, 40), false) },
 			want{todos: off(todos, 2), all: off(all, 30), users: off(users, 40)}},
-		{"replay of todos", func() { e.Events(0, []byte(`{"op":"events"}`), off(todos, 5)) },
+		{"replay of todos", func() { e.Events(0, off(todos, 5), []byte(`{}`)) },
 			want{todos: off(todos, 5), all: off(all, 30), users: off(users, 40)}},
-		{"live on all", func() { e.Events(1, []byte(`{"op":"events"}`), off(all, 31)) },
+		{"live on all", func() { e.Events(1, off(all, 31), []byte(`{}`)) },
 			want{todos: off(todos, 5), all: off(all, 31), users: off(users, 40)}},
 		{"epoch change on todos", func() { e.Subscribed(0, "n77:0-0", false) },
 			want{todos: "n77:0-0", all: off(all, 31), users: off(users, 40)}},
@@ -68,10 +68,11 @@ func TestEncoderMessages(t *testing.T) {
 	subs := []sse.Subscription{{Stream: todos}}
 	e := sse.NewEncoder(subs)
 	e.Subscribed(0, off(todos, 1), true)
-	frame := `{"op":"events","project":"demo","collection":"todos","events":[{"offset":"` + off(todos, 2) + `"}]}`
-	e.Events(0, []byte(frame), off(todos, 2))
-	e.Comment("keep-alive")
-	e.Events(0, []byte("{\"a\":\r\n1,\r\"b\":\n2}"), off(todos, 3)) // line breaks in data
+	ev1, ev2 := `{"offset":"`+off(todos, 2)+`"}`, `{"offset":"`+off(todos, 3)+`"}`
+	frame := `{"op":"events","project":"demo","collection":"todos","events":[` + ev1 + `,` + ev2 + `]}`
+	e.Events(0, off(todos, 3), []byte(ev1), []byte(ev2))
+	e.Comment("keep-alive\nnot a field")
+	e.Events(0, off(todos, 4), []byte("{\"a\":\r\n1,\r\"b\":\n2}")) // line breaks in data
 	e.Fail("unauthorized", "token expired")
 	r := newSSEReader(strings.NewReader(string(e.Take())))
 
@@ -92,8 +93,8 @@ func TestEncoderMessages(t *testing.T) {
 	if m, err = r.next(); err != nil || m.Event != "events" || !m.HasID {
 		t.Fatalf("events message %+v (%v)", m, err)
 	}
-	var v struct{ A, B int }
-	if err := json.Unmarshal([]byte(m.Data), &v); err != nil || v.A != 1 || v.B != 2 {
+	var v struct{ Events []struct{ A, B int } }
+	if err := json.Unmarshal([]byte(m.Data), &v); err != nil || len(v.Events) != 1 || v.Events[0].A != 1 || v.Events[0].B != 2 {
 		t.Errorf("data with line breaks read back as %q (%v)", m.Data, err)
 	}
 	if r.comments != 1 {
