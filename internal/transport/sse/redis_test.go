@@ -64,8 +64,7 @@ func TestStreamResumeOnAnotherNode(t *testing.T) {
 	go publish(1, 100)
 	got := map[string][]int{}
 	var id string
-	read := func(s *stream) {
-		m := s.next()
+	add := func(m message) {
 		d := parseEvents(t, m)
 		for _, ev := range d.Events {
 			key := d.Collection
@@ -76,6 +75,7 @@ func TestStreamResumeOnAnotherNode(t *testing.T) {
 		}
 		id = m.ID
 	}
+	read := func(s *stream) { add(s.next()) }
 	for len(got["todos"]) < total/3 {
 		read(s)
 	}
@@ -85,15 +85,7 @@ func TestStreamResumeOnAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range s.ended() { // what A flushed before it closed
-		d := parseEvents(t, m)
-		for _, ev := range d.Events {
-			key := d.Collection
-			if key == "*" {
-				key = "*" + ev.Collection
-			}
-			got[key] = append(got[key], wstest.Seq(t, ev))
-		}
-		id = m.ID
+		add(m)
 	}
 	wg.Wait()
 	wg.Add(1)
