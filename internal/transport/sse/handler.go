@@ -101,6 +101,7 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-sess.Context().Done(): // the session ended
 		}
 	})
+	t.ended(cfg.Metrics)
 	sess.Finish()
 	if t.finish() {
 		panic(http.ErrAbortHandler) // see answer

@@ -63,6 +63,9 @@ func TestStreamSubscribeAndLive(t *testing.T) {
 	}
 	s.close()
 	n.AwaitReleased(t, n.Hub.Connections)
+	if got := n.Metric(t, "syncgate_disconnects_total", "code", "peer"); got != 1 {
+		t.Errorf("syncgate_disconnects_total{code=peer} = %v, want 1", got)
+	}
 }
 
 func TestStreamRefusals(t *testing.T) {
@@ -206,6 +209,9 @@ func TestStreamEnds(t *testing.T) {
 			t.Errorf("error data %s", msgs[0].Data)
 		}
 		n.AwaitReleased(t, n.Hub.Connections)
+		if got := n.Metric(t, "syncgate_disconnects_total", "code", "4009"); got != 1 {
+			t.Errorf("syncgate_disconnects_total{code=4009} = %v, want 1", got)
+		}
 	})
 	t.Run("drain", func(t *testing.T) {
 		n := wstest.StartNode(t, wstest.NodeConfig{})
@@ -224,6 +230,9 @@ func TestStreamEnds(t *testing.T) {
 		}
 		if s.r.comments == 0 {
 			t.Error("no comment said why the stream ended")
+		}
+		if got := n.Metric(t, "syncgate_disconnects_total", "code", "1012"); got != 1 {
+			t.Errorf("syncgate_disconnects_total{code=1012} = %v, want 1", got)
 		}
 		for _, accept := range []string{"", "text/event-stream"} {
 			resp, err := func() (*http.Response, error) {
@@ -271,6 +280,9 @@ func TestStreamEnds(t *testing.T) {
 		<-done
 		if got := n.Metric(t, "syncgate_slow_consumer_disconnects_total", "transport", "sse"); got != 1 {
 			t.Errorf("syncgate_slow_consumer_disconnects_total{transport=sse} = %v, want 1", got)
+		}
+		if got := n.Metric(t, "syncgate_disconnects_total", "code", "4008"); got != 1 {
+			t.Errorf("syncgate_disconnects_total{code=4008} = %v, want 1", got)
 		}
 	})
 }

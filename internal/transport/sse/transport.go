@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/hub"
+	"github.com/syncgate/syncgate/internal/metrics"
 )
 
 // subscribedMeta rides in the Frame of a `subscribed` message, so that the
@@ -216,6 +218,27 @@ var errRefused = errors.New("sse: the request was refused")
 // closeWriteTimeout bounds the last message of a closing stream, which a
 // stalled client would never take.
 const closeWriteTimeout = time.Second
+
+// ended counts the stream's end in syncgate_disconnects_total, by the
+// code the session closed it with ("peer" when the client went away
+// first), as WebSocket connections are. The handler calls it when the
+// session's reader returns, before the session leaves the registry.
+func (t *transport) ended(m *metrics.Metrics) {
+	t.cmu.Lock()
+	code := t.closed
+	t.cmu.Unlock()
+	t.wmu.Lock()
+	streamed := t.started && !t.refused
+	t.wmu.Unlock()
+	if m == nil || !streamed {
+		return
+	}
+	label := "peer"
+	if code != 0 {
+		label = strconv.Itoa(int(code))
+	}
+	m.Disconnects.WithLabelValues(label).Inc()
+}
 
 // finish marks the response gone: a later Close does nothing. The handler
 // calls it before it returns, after the session finished; it reports
