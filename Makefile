@@ -27,10 +27,10 @@ test-js:
 	@git diff --quiet -- internal/demo/static || (git diff --stat -- internal/demo/static; echo 'internal/demo/static is stale: run "npm run build:demo" in clients/js and commit it'; exit 1)
 
 ## test-socketio: the real socket.io-client (npm, pinned by the lockfile in
-## internal/socketio/testdata/node) against two gateway processes on a real Redis.
+## internal/transport/socketio/testdata/node) against two gateway processes on a real Redis.
 test-socketio:
-	cd internal/socketio/testdata/node && npm ci --no-audit --no-fund
-	SYNCGATE_SOCKETIO_NODE=1 $(GO) test -count=1 -timeout 5m -run TestSocketIOClient -v ./internal/socketio
+	cd internal/transport/socketio/testdata/node && npm ci --no-audit --no-fund
+	SYNCGATE_SOCKETIO_NODE=1 $(GO) test -count=1 -timeout 5m -run TestSocketIOClient -v ./internal/transport/socketio
 
 ## lint: gofmt, go vet and staticcheck (pinned, run through the module proxy).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -20,11 +20,12 @@ import (
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/server"
-	"github.com/syncgate/syncgate/internal/socketio"
+	"github.com/syncgate/syncgate/internal/transport/socketio"
 	"github.com/syncgate/syncgate/internal/transport/sse"
 )
 
-// gateway is a running node: its listeners, hub and backplane.
+// gateway is a running node: its listeners, the session engine with its
+// transports, and the backplane.
 type gateway struct {
 	cfg      *config
 	log      *slog.Logger
@@ -67,6 +68,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	}()
 	// One history reader, so the budget of history reads is node-wide.
 	history := backplane.NewHistoryReader(g.bp, backplane.HistoryReaderConfig{Budget: cfg.HistoryReadBudget, Metrics: m})
+	// One engine for every transport: one connection limit, one drain.
 	g.hub, err = hub.New(hub.Config{
 		History:        history,
 		Verifier:       verifier,
@@ -78,19 +80,11 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	if err != nil {
 		return nil, err
 	}
-	g.sio, err = socketio.New(socketio.Config{
-		History:        history,
-		Verifier:       verifier,
-		MaxConnections: cfg.MaxConnections,
-		OriginPatterns: cfg.AllowedOrigins,
-		Logger:         log,
-		Metrics:        m,
-	}, g.bp)
+	g.sio, err = socketio.New(g.hub, socketio.Config{})
 	if err != nil {
 		return nil, err
 	}
-	// One backplane feeds both client protocols.
-	if err := g.bp.Start(ctx, backplane.Fanout(g.hub, g.sio)); err != nil {
+	if err := g.hub.Start(ctx); err != nil {
 		return nil, fmt.Errorf("starting backplane: %w", err)
 	}
 	ready := func() error { return nil }
@@ -191,14 +185,13 @@ func (g *gateway) wait(ctx context.Context) error {
 	g.log.Info("draining (signal again to exit at once)", "grace", g.cfg.ShutdownGrace, "connections", g.hub.Connections())
 	dctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownGrace+5*time.Second)
 	defer cancel()
-	drained := make(chan error, 2)
+	drained := make(chan error, 1)
 	go func() { drained <- g.hub.Drain(dctx, g.cfg.ShutdownGrace) }()
-	go func() { drained <- g.sio.Drain(dctx, g.cfg.ShutdownGrace) }()
 	// Stop accepting; in-flight publish requests finish.
 	if err := g.srv.Shutdown(dctx); err != nil {
 		g.log.Warn("http shutdown", "err", err)
 	}
-	if err := errors.Join(<-drained, <-drained); err != nil {
+	if err := <-drained; err != nil {
 		g.log.Warn("drain cut short", "err", err)
 	}
 	if g.metrics != nil {

@@ -2,8 +2,17 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// RefusalCode is the close code of a Register error: 1012 (draining) or
+// 1013 (node full, or any other refusal).
+func RefusalCode(err error) CloseCode {
+	code := CloseTryAgainLater
+	errors.As(err, &code)
+	return code
+}
 
 // Connections returns the number of open sessions over every transport.
 func (h *Hub) Connections() int {

@@ -194,9 +194,9 @@ func (s *Session) Claims() *auth.Claims {
 // Refresh handles a fresh token on an authenticated session: the same user,
 // a new expiry and new grants. Subscriptions the new token no longer grants
 // are ended and returned, for the transport to tell the client. A token for
-// another user closes the session with 4003 (after what is queued) and
-// returns an Error with CodeForbidden; a refused token an Error with
-// CodeUnauthorized, the session unchanged.
+// another user returns an Error with CodeForbidden (the transport then
+// closes the session with 4003); a refused token an Error with
+// CodeUnauthorized. On error the session is unchanged.
 func (s *Session) Refresh(token string) (*auth.Claims, []*Subscription, error) {
 	claims, err := s.h.Verify(s.ctx, token)
 	if err != nil {
@@ -206,7 +206,6 @@ func (s *Session) Refresh(token string) (*auth.Claims, []*Subscription, error) {
 	if s.claims == nil || claims.Subject != s.claims.Subject {
 		s.mu.Unlock()
 		s.h.AuthFailed(&auth.TokenError{Reason: auth.ReasonClaims, Err: errors.New("subject changed")})
-		s.Close(CloseForbidden, "token is for another user", true)
 		return nil, nil, refused(CodeForbidden, "token is for another user")
 	}
 	s.claims = claims

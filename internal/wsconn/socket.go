@@ -221,6 +221,24 @@ func (s *Socket) Close(code websocket.StatusCode, reason string) {
 	_ = s.WS.Close(code, clipReason(reason))
 }
 
+// Refuse closes a socket whose session the node refused (code 1012 while
+// draining, 1013 when full) and releases it.
+func (s *Socket) Refuse(code int) {
+	s.Close(websocket.StatusCode(code), "node full or draining, try another")
+	s.Finish()
+}
+
+// End closes the connection with code and reason, or cuts it when code is
+// 1006 (abnormal closure, which is never sent): the engine's close of a
+// session, as both WebSocket transports make it.
+func (s *Socket) End(code int, reason string) {
+	if code == int(websocket.StatusAbnormalClosure) {
+		s.Cut()
+		return
+	}
+	s.Close(websocket.StatusCode(code), reason)
+}
+
 // Cut ends the connection without a close frame (the socket failed, or the
 // peer is gone); Finish counts it as 1006, what the peer sees.
 func (s *Socket) Cut() {

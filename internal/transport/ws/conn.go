@@ -182,10 +182,12 @@ func (c *conn) refresh(req request) {
 	claims, revoked, err := c.sess.Refresh(req.Token)
 	if err != nil {
 		var e *hub.Error
-		if errors.As(err, &e) && e.Code == hub.CodeUnauthorized {
-			c.sendError(req.ID, e.Code, e.Message)
+		if errors.As(err, &e) && e.Code == hub.CodeForbidden {
+			c.sess.Close(hub.CloseForbidden, e.Message, true)
+			return
 		}
-		return // another user: the session closes with 4003
+		c.fail(req.ID, err)
+		return
 	}
 	c.send(readyFrame{Op: "ready", ID: req.ID, Connection: c.sess.ID(), User: claims.Subject, ExpiresAt: claims.ExpiresAt})
 	for _, sub := range revoked {

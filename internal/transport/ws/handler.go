@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -57,10 +56,7 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		AuthReason: "no auth message within " + cfg.AuthTimeout.String(),
 	})
 	if err != nil {
-		code := hub.CloseTryAgainLater
-		errors.As(err, &code)
-		sock.Close(websocket.StatusCode(code), "node full or draining, try another")
-		sock.Finish()
+		sock.Refuse(int(hub.RefusalCode(err)))
 		return
 	}
 	c := &conn{h: h, sess: sess, sock: sock, ws: sock.WS}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/wsconn"
@@ -85,10 +83,4 @@ func (t *transport) Gap(sub *hub.Subscription, head backplane.Offset) (hub.Frame
 }
 
 // Close sends the close frame (or cuts the connection, for CloseAbnormal).
-func (t *transport) Close(code hub.CloseCode, reason string) {
-	if code == hub.CloseAbnormal {
-		t.sock.Cut()
-		return
-	}
-	t.sock.Close(websocket.StatusCode(code), reason)
-}
+func (t *transport) Close(code hub.CloseCode, reason string) { t.sock.End(int(code), reason) }

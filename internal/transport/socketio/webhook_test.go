@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/internal/auth"
-	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -22,7 +21,7 @@ func webhookNode(t *testing.T, hook *wstest.Webhook) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Close)
-	return startNode(t, nil, func(c *socketio.Config) { c.Verifier = v })
+	return startNode(t, nil, func(c *nodeConfig) { c.Verifier = v })
 }
 
 func TestWebhookCredential(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/server"
-	"github.com/syncgate/syncgate/internal/socketio"
+	"github.com/syncgate/syncgate/internal/transport/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -35,7 +35,14 @@ type node struct {
 	cancel       context.CancelFunc
 }
 
-func startNode(t testing.TB, bp backplane.Backplane, tune func(*socketio.Config)) *node {
+// nodeConfig tunes a test node: the hub's settings (embedded, so
+// c.MaxQueueBytes reads as before) and Socket.IO's own.
+type nodeConfig struct {
+	hub.Config
+	SIO socketio.Config
+}
+
+func startNode(t testing.TB, bp backplane.Backplane, tune func(*nodeConfig)) *node {
 	t.Helper()
 	if bp == nil {
 		bp = backplane.NewMemory(backplane.MemoryConfig{})
@@ -46,20 +53,20 @@ func startNode(t testing.TB, bp backplane.Backplane, tune func(*socketio.Config)
 	}
 	log := slog.New(slog.DiscardHandler)
 	m := metrics.New()
-	h, err := hub.New(hub.Config{Verifier: v, Logger: log, Metrics: m}, bp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := socketio.Config{Verifier: v, Logger: log, Metrics: m}
+	cfg := nodeConfig{Config: hub.Config{Verifier: v, Logger: log, Metrics: m}}
 	if tune != nil {
 		tune(&cfg)
 	}
-	sio, err := socketio.New(cfg, bp)
+	h, err := hub.New(cfg.Config, bp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sio, err := socketio.New(h, cfg.SIO)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := bp.Start(ctx, backplane.Fanout(h, sio)); err != nil {
+	if err := h.Start(ctx); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -77,7 +84,6 @@ func (n *node) stop() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = n.SIO.Drain(ctx, 0)
 	_ = n.Hub.Drain(ctx, 0)
 	n.srv.Close()
 	n.cancel()

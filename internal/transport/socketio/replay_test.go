@@ -14,7 +14,6 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
-	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -83,7 +82,7 @@ func readSeqs(t *testing.T, c *client, next *int, until int) (state string, code
 // queue bound recovers without being cut as a slow consumer, receives it
 // in order, once each, and the live events published meanwhile after it.
 func TestRecoveryLongerThanQueue(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.MaxQueueBytes = 64 << 10 })
+	n := startNode(t, nil, func(c *nodeConfig) { c.MaxQueueBytes = 64 << 10 })
 	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
 	pid, state := subscribed(t, n, tok)
 	const missed, live = 300, 20
@@ -104,7 +103,7 @@ func TestRecoveryLongerThanQueue(t *testing.T) {
 // client's next recovery delivers the event this node lost.
 func TestResetDuringRecovery(t *testing.T) {
 	l := wstest.NewLossy()
-	n := startNode(t, l, func(c *socketio.Config) { c.MaxQueueBytes = 64 << 10 })
+	n := startNode(t, l, func(c *nodeConfig) { c.MaxQueueBytes = 64 << 10 })
 	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
 	pid, state := subscribed(t, n, tok)
 	const missed = 100
@@ -172,7 +171,7 @@ func TestStaleReset(t *testing.T) {
 // ends: every replayed event, then 1012.
 func TestResetMidReplay(t *testing.T) {
 	l := wstest.NewLossy()
-	n := startNode(t, l, func(c *socketio.Config) { c.MaxQueueBytes = 256 << 10; c.WriteTimeout = 5 * time.Second })
+	n := startNode(t, l, func(c *nodeConfig) { c.MaxQueueBytes = 256 << 10; c.WriteTimeout = 5 * time.Second })
 	tok := tokenFor(t, "u1", []string{"p"}, nil, nil)
 	pid, state := subscribed(t, n, tok)
 	// More than the socket buffers hold (4 MiB of send buffer at most), so

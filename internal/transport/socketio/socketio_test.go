@@ -14,7 +14,6 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
-	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -34,7 +33,7 @@ func ev(typ, project, collection, id string, doc, old string) syncgate.Event {
 }
 
 func TestHandshake(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.PingInterval = 7 * time.Second; c.PingTimeout = 3 * time.Second })
+	n := startNode(t, nil, func(c *nodeConfig) { c.PingInterval = 7 * time.Second; c.SIO.PingTimeout = 3 * time.Second })
 	c := dial(t, n, dialOpts{})
 	if c.Open.SID == "" || c.Open.PingInterval != 7000 || c.Open.PingTimeout != 3000 || c.Open.MaxPayload != 64<<10 {
 		t.Fatalf("handshake %+v", c.Open)
@@ -192,7 +191,7 @@ func TestSubscribeCollection(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.AuthTimeout = 300 * time.Millisecond })
+	n := startNode(t, nil, func(c *nodeConfig) { c.AuthTimeout = 300 * time.Millisecond })
 	good := tokenFor(t, "u1", []string{"p1"}, nil, nil)
 	t.Run("auth payload", func(t *testing.T) {
 		dial(t, n, dialOpts{}).mustConnect(map[string]string{"token": good})
@@ -268,7 +267,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestPermissions(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.MaxSubscriptions = 2 })
+	n := startNode(t, nil, func(c *nodeConfig) { c.MaxSubscriptions = 2 })
 	c := dial(t, n, dialOpts{})
 	c.mustConnect(map[string]string{"token": tokenFor(t, "u1", []string{"p1", "p2", "p3"}, []string{"events", "a", "b"}, nil)})
 	id := c.emit(true, "join-project", "p1") // a collection-restricted token may not read "*"
@@ -438,7 +437,7 @@ func TestRecovery(t *testing.T) {
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func TestBadInput(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.MaxMessageBytes = 4096; c.AuthTimeout = time.Second })
+	n := startNode(t, nil, func(c *nodeConfig) { c.MaxMessageBytes = 4096; c.AuthTimeout = time.Second })
 	get := func(query string) (int, string) {
 		t.Helper()
 		resp, err := http.Get(n.URL + "/socket.io/?" + query)
@@ -540,26 +539,26 @@ func TestBadInput(t *testing.T) {
 	c := connected(t)
 	c.emit(false, "join-project", "p1")
 	c.expectEvent("joined-project")
-	eventually(t, "connections to end", func() bool { return n.SIO.Connections() == 1 })
+	eventually(t, "connections to end", func() bool { return n.Hub.Connections() == 1 })
 }
 
 func TestHeartbeat(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) {
+	n := startNode(t, nil, func(c *nodeConfig) {
 		c.PingInterval = 50 * time.Millisecond
-		c.PingTimeout = 100 * time.Millisecond
+		c.SIO.PingTimeout = 100 * time.Millisecond
 	})
 	alive := dial(t, n, dialOpts{})
 	silent := dial(t, n, dialOpts{NoPong: true})
 	silent.closed()
-	eventually(t, "the silent connection to end", func() bool { return n.SIO.Connections() == 1 })
+	eventually(t, "the silent connection to end", func() bool { return n.Hub.Connections() == 1 })
 	alive.mustConnect(map[string]string{"token": tokenFor(t, "u1", []string{"p1"}, nil, nil)})
-	if n.SIO.Connections() != 1 {
-		t.Fatalf("%d connections, want the answering one", n.SIO.Connections())
+	if n.Hub.Connections() != 1 {
+		t.Fatalf("%d connections, want the answering one", n.Hub.Connections())
 	}
 }
 
 func TestSlowConsumer(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.MaxQueueBytes = 512 << 10; c.WriteTimeout = time.Second })
+	n := startNode(t, nil, func(c *nodeConfig) { c.MaxQueueBytes = 512 << 10; c.WriteTimeout = time.Second })
 	c := dial(t, n, dialOpts{})
 	c.mustConnect(map[string]string{"token": tokenFor(t, "u1", []string{"p1"}, nil, nil)})
 	c.emit(false, "join-project", "p1")
@@ -580,11 +579,11 @@ func TestSlowConsumer(t *testing.T) {
 	// Publish until the stalled client overflows (bounded), whatever the
 	// kernel's socket buffers absorb first.
 	sent := 0
-	for b := 0; b < 60 && n.SIO.Connections() == 2; b++ {
+	for b := 0; b < 60 && n.Hub.Connections() == 2; b++ {
 		n.Publish(t, batch...)
 		sent += len(batch)
 	}
-	eventually(t, "the stalled client to be cut", func() bool { return n.SIO.Connections() == 1 })
+	eventually(t, "the stalled client to be cut", func() bool { return n.Hub.Connections() == 1 })
 	for range sent {
 		c.expectEvent("database-change")
 	}
@@ -596,7 +595,7 @@ func TestDrain(t *testing.T) {
 	c.mustConnect(map[string]string{"token": tokenFor(t, "u1", []string{"p1"}, nil, nil)})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := n.SIO.Drain(ctx, 0); err != nil {
+	if err := n.Hub.Drain(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := http.Get(n.sioURL("")); err == nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -25,7 +24,7 @@ func msToken(t *testing.T) string {
 func released(t *testing.T, n *node) {
 	t.Helper()
 	eventually(t, "connections and subscriptions released", func() bool {
-		return n.SIO.Connections() == 0 && n.Metric(t, "syncgate_connections") == 0 && n.Metric(t, "syncgate_subscriptions") == 0
+		return n.Hub.Connections() == 0 && n.Metric(t, "syncgate_connections") == 0 && n.Metric(t, "syncgate_subscriptions") == 0
 	})
 }
 
@@ -62,9 +61,9 @@ func TestExpInMillisecondsRefused(t *testing.T) {
 }
 
 // panicNode starts a node whose verifier panics on wstest.PanicToken.
-func panicNode(t *testing.T, tune func(*socketio.Config)) (*node, *wstest.LogBuffer) {
+func panicNode(t *testing.T, tune func(*nodeConfig)) (*node, *wstest.LogBuffer) {
 	logs := &wstest.LogBuffer{}
-	n := startNode(t, nil, func(c *socketio.Config) {
+	n := startNode(t, nil, func(c *nodeConfig) {
 		c.Verifier = wstest.NewPanicVerifier(t)
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 		if tune != nil {
@@ -150,7 +149,7 @@ func TestEveryEndReleasesAndCounts(t *testing.T) {
 			tt.end(c)
 			if tt.code != -1 {
 				if code := c.closed(); code != tt.code {
-					t.Fatalf("closed with %d, want %d", code, tt.code)
+					t.Fatalf("closed with %d, want %d (%v)", code, tt.code, c.err)
 				}
 			}
 			released(t, n)
@@ -165,7 +164,7 @@ func TestEveryEndReleasesAndCounts(t *testing.T) {
 // tokens is closed with 4001 after 3 failures instead of verifying
 // thousands of tokens a second until the auth timeout.
 func TestConnectAttemptsLimited(t *testing.T) {
-	n := startNode(t, nil, func(c *socketio.Config) { c.AuthTimeout = time.Minute })
+	n := startNode(t, nil, func(c *nodeConfig) { c.AuthTimeout = time.Minute })
 	for _, auth := range []string{`{"token":"not.a.jwt"}`, ``, `{"token":42}`} {
 		c := dial(t, n, dialOpts{})
 		// The node closes after the third; later writes may fail.

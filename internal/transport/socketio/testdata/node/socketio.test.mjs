@@ -1,5 +1,5 @@
 // The real socket.io-client against two syncgate gateway processes that share
-// a Redis. Run by internal/socketio's TestSocketIOClient, which starts the
+// a Redis. Run by internal/transport/socketio's TestSocketIOClient, which starts the
 // processes and passes GATEWAY_A, GATEWAY_B, PUBLISH_KEY, TOKEN and
 // OTHER_SECRET_TOKEN.
 import { test, after } from 'node:test';

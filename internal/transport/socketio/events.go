@@ -2,10 +2,12 @@ package socketio
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/hub"
 )
 
 // onEvent handles one client EVENT on the connected socket. It runs on the
@@ -14,7 +16,7 @@ func (c *conn) onEvent(p packet) {
 	name, args, err := eventArgs(p.Data)
 	if err != nil {
 		c.s.clientMessage("invalid")
-		c.fail(p.ID, "", codeBadRequest, err.Error())
+		c.fail(p.ID, "", hub.CodeBadRequest, err.Error())
 		return
 	}
 	var arg json.RawMessage
@@ -26,26 +28,26 @@ func (c *conn) onEvent(p packet) {
 		c.s.clientMessage(name)
 		project, err := projectArg(arg)
 		if err != nil {
-			c.fail(p.ID, name, codeBadRequest, err.Error())
+			c.fail(p.ID, name, hub.CodeBadRequest, err.Error())
 			return
 		}
 		if name == evJoinProject {
-			c.join(p.ID, subKey{kindProject, backplane.Stream{Project: project, Collection: syncgate.AllCollections}})
+			c.join(p.ID, keyOf(kindProject, backplane.Stream{Project: project, Collection: syncgate.AllCollections}))
 		} else {
-			c.leave(p.ID, subKey{kindProject, backplane.Stream{Project: project, Collection: syncgate.AllCollections}})
+			c.leave(p.ID, keyOf(kindProject, backplane.Stream{Project: project, Collection: syncgate.AllCollections}))
 		}
 	case evSubscribe, evUnsubscribe:
 		c.s.clientMessage(name)
 		var req collectionBody
 		if err := json.Unmarshal(arg, &req); err != nil || len(arg) == 0 || arg[0] != '{' {
-			c.fail(p.ID, name, codeBadRequest, name+" takes {project, collection}")
+			c.fail(p.ID, name, hub.CodeBadRequest, name+" takes {project, collection}")
 			return
 		}
-		if err := validate(req.Project, req.Collection); err != nil {
-			c.fail(p.ID, name, codeBadRequest, err.Error())
+		if err := syncgate.ValidateSubscription(req.Project, req.Collection); err != nil {
+			c.fail(p.ID, name, hub.CodeBadRequest, err.Error())
 			return
 		}
-		key := subKey{kindCollection, backplane.Stream{Project: req.Project, Collection: req.Collection}}
+		key := keyOf(kindCollection, backplane.Stream{Project: req.Project, Collection: req.Collection})
 		if name == evSubscribe {
 			c.join(p.ID, key)
 		} else {
@@ -57,13 +59,13 @@ func (c *conn) onEvent(p packet) {
 			Token string `json:"token"`
 		}
 		if err := json.Unmarshal(arg, &req); err != nil || req.Token == "" {
-			c.fail(p.ID, name, codeBadRequest, "auth takes {token}")
+			c.fail(p.ID, name, hub.CodeBadRequest, "auth takes {token}")
 			return
 		}
 		c.refresh(p.ID, req.Token)
 	default:
 		c.s.clientMessage("invalid")
-		c.fail(p.ID, clip(name), codeBadRequest, fmt.Sprintf("unknown event %q: syncgate handles join-project, leave-project, subscribe, unsubscribe and auth", clip(name)))
+		c.fail(p.ID, clip(name), hub.CodeBadRequest, fmt.Sprintf("unknown event %q: syncgate handles join-project, leave-project, subscribe, unsubscribe and auth", clip(name)))
 	}
 }
 
@@ -96,46 +98,39 @@ func projectArg(arg json.RawMessage) (string, error) {
 // connect, also after a recovered reconnect).
 func (c *conn) join(ackID int64, key subKey) {
 	name := evJoinProject
-	if key.kind == kindCollection {
+	if kind(key.Kind) == kindCollection {
 		name = evSubscribe
 	}
 	ok, frame := c.joinAnswers(key)
-	sub, dup, code, msg := c.reserve(key)
+	sub, opened, err := c.sess.Open(hub.OpenRequest{Key: key, Encoding: encodingOf(kind(key.Kind))})
+	var e *hub.Error
 	switch {
-	case code != "":
-		c.fail(ackID, name, code, msg)
-		return
-	case dup:
+	case errors.As(err, &e) && e.Code == hub.CodeDuplicate:
 		c.reply(ackID, ok)
-		c.enqueue(item{frame: frame, withState: true})
+		c.sendState(frame, &stateChange{withState: true})
+		return
+	case err != nil:
+		c.failWith(ackID, name, err)
 		return
 	}
-	_, head, err := c.open(sub, "")
-	if err != nil {
-		c.log.Warn("subscribe failed", "stream", key.stream.String(), "err", err)
-		c.fail(ackID, name, codeInternal, "subscribe "+key.stream.String()+": "+err.Error())
-		return
-	}
-	c.mu.Lock()
+	frames := make([]hub.Frame, 0, 2)
 	if ackID >= 0 {
-		a := encodeAck(ackID, ok)
-		c.queueLocked(item{frame: a}, len(a))
+		frames = append(frames, hub.Frame{Data: encodeAck(ackID, ok)})
 	}
-	c.startLocked(sub, head, frame)
-	c.mu.Unlock()
-	c.signal()
+	frames = append(frames, hub.Frame{Data: frame, Meta: &stateChange{withState: true, op: opSet, key: key, off: opened.Head}})
+	c.sess.Begin(frames, sub)
 }
 
 // joinAnswers returns the ack body and the unclosed event announcing a join.
 func (c *conn) joinAnswers(key subKey) (any, []byte) {
-	if key.kind == kindProject {
-		body := roomBody{ProjectID: key.stream.Project, Room: roomOf(key.stream.Project)}
+	if kind(key.Kind) == kindProject {
+		body := roomBody{ProjectID: key.Stream.Project, Room: roomOf(key.Stream.Project)}
 		return struct {
 			OK bool `json:"ok"`
 			roomBody
 		}{true, body}, encodeEventOpen(evJoinedProject, body)
 	}
-	body := collectionBody{Project: key.stream.Project, Collection: key.stream.Collection}
+	body := collectionBody{Project: key.Stream.Project, Collection: key.Stream.Collection}
 	return struct {
 		OK bool `json:"ok"`
 		collectionBody
@@ -145,34 +140,30 @@ func (c *conn) joinAnswers(key subKey) (any, []byte) {
 // leave handles leave-project (always answered with left-project) and
 // unsubscribe (not_found when not subscribed, as on /v1/ws).
 func (c *conn) leave(ackID int64, key subKey) {
-	c.mu.Lock()
-	sub := c.subs[key]
-	c.mu.Unlock()
-	if sub == nil && key.kind == kindCollection {
-		c.fail(ackID, evUnsubscribe, codeNotFound, "not subscribed to "+key.stream.String())
+	sub := c.sess.Lookup(key)
+	if sub == nil && kind(key.Kind) == kindCollection {
+		c.fail(ackID, evUnsubscribe, hub.CodeNotFound, "not subscribed to "+key.Stream.String())
 		return
 	}
 	if sub != nil {
-		c.endSubscription(sub, true)
+		c.sess.End(sub)
 	}
-	if key.kind == kindProject {
+	if kind(key.Kind) == kindProject {
 		c.reply(ackID, struct {
 			OK bool `json:"ok"`
 			roomBody
-		}{true, roomBody{ProjectID: key.stream.Project, Room: roomOf(key.stream.Project)}})
+		}{true, roomBody{ProjectID: key.Stream.Project, Room: roomOf(key.Stream.Project)}})
 	} else {
 		c.reply(ackID, struct {
 			OK bool `json:"ok"`
 			collectionBody
-		}{true, collectionBody{Project: key.stream.Project, Collection: key.stream.Collection}})
+		}{true, collectionBody{Project: key.Stream.Project, Collection: key.Stream.Collection}})
 	}
 	c.leftFrame(key)
 }
 
 func (s *Server) clientMessage(op string) {
-	if s.m != nil {
-		s.m.ClientMessages.WithLabelValues("socketio_" + op).Inc()
-	}
+	s.h.ClientMessage("socketio_" + op)
 }
 
 func clip(s string) string {

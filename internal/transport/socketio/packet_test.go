@@ -81,9 +81,9 @@ func TestEncode(t *testing.T) {
 
 func TestStateRoundTrip(t *testing.T) {
 	offs := map[subKey]backplane.Offset{
-		{kindProject, backplane.Stream{Project: "p1", Collection: "*"}}:         {Epoch: "e1", Hi: 5},
-		{kindCollection, backplane.Stream{Project: "p1", Collection: "*"}}:      {Epoch: "e1", Hi: 6, Lo: 1},
-		{kindCollection, backplane.Stream{Project: "p-2", Collection: "a.b_c"}}: {Epoch: "r9", Hi: 1},
+		keyOf(kindProject, backplane.Stream{Project: "p1", Collection: "*"}):         {Epoch: "e1", Hi: 5},
+		keyOf(kindCollection, backplane.Stream{Project: "p1", Collection: "*"}):      {Epoch: "e1", Hi: 6, Lo: 1},
+		keyOf(kindCollection, backplane.Stream{Project: "p-2", Collection: "a.b_c"}): {Epoch: "r9", Hi: 1},
 	}
 	var keys []subKey
 	for k := range offs {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/hub"
 )
 
 // kind says how a subscription was made, which decides the events it emits.
@@ -17,12 +18,12 @@ const (
 	kindCollection kind = 's' // subscribe: document:* and collection:cleared
 )
 
-// subKey names one subscription of a connection. A connection may hold both
-// kinds on the same stream (join-project p and subscribe {p, "*"}).
-type subKey struct {
-	kind   kind
-	stream backplane.Stream
-}
+// subKey names one subscription of a connection: hub.SubKey with Kind a
+// kind. A connection may hold both kinds on the same stream (join-project
+// p and subscribe {p, "*"}).
+type subKey = hub.SubKey
+
+func keyOf(k kind, s backplane.Stream) subKey { return subKey{Kind: byte(k), Stream: s} }
 
 // Recovery state
 //
@@ -52,10 +53,10 @@ var errBadState = errors.New("bad recovery offset")
 func appendState(b []byte, keys []subKey, offs map[subKey]backplane.Offset) []byte {
 	b = append(b, statePrefix...)
 	for _, k := range keys {
-		b = append(b, '|', byte(k.kind))
-		b = append(b, k.stream.Project...)
+		b = append(b, '|', k.Kind)
+		b = append(b, k.Stream.Project...)
 		b = append(b, '/')
-		b = append(b, k.stream.Collection...)
+		b = append(b, k.Stream.Collection...)
 		b = append(b, '@')
 		b = append(b, offs[k].String()...)
 	}
@@ -85,8 +86,8 @@ func decodeState(s string, max int) (map[subKey]backplane.Offset, error) {
 		if err := syncgate.ValidateSubscription(project, collection); err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadState, err)
 		}
-		k := subKey{kind(p[0]), backplane.Stream{Project: project, Collection: collection}}
-		if k.kind == kindProject && collection != syncgate.AllCollections {
+		k := keyOf(kind(p[0]), backplane.Stream{Project: project, Collection: collection})
+		if kind(k.Kind) == kindProject && collection != syncgate.AllCollections {
 			return nil, fmt.Errorf("%w: a joined project is a whole project", errBadState)
 		}
 		off, err := backplane.ParseOffset(offset)

@@ -1,7 +1,6 @@
 package socketio
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/edge"
+	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/wsconn"
 )
 
@@ -57,7 +57,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		engineError(w, http.StatusBadRequest, eioErrBadRequest, "Bad request: a WebSocket upgrade is required")
 		return
 	}
-	if s.Draining() {
+	h := s.h
+	cfg := h.Config()
+	if h.Draining() {
 		http.Error(w, "node is draining, reconnect to another", http.StatusServiceUnavailable)
 		return
 	}
@@ -66,110 +68,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		token = q.Get("token")
 	}
 	sock, err := wsconn.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:  s.cfg.OriginPatterns,
+		OriginPatterns:  cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
-	}, wsconn.Config{StallLimit: s.cfg.WriteTimeout, Metrics: s.m})
+	}, wsconn.Config{StallLimit: cfg.WriteTimeout, Metrics: cfg.Metrics})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	sock.WS.SetReadLimit(s.cfg.MaxMessageBytes)
-	ctx, cancel := context.WithCancel(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSocketIO))
-	c := &conn{
-		s:       s,
-		sid:     randomID(),
-		sock:    sock,
-		ws:      sock.WS,
-		ctx:     ctx,
-		cancel:  cancel,
-		wake:    make(chan struct{}, 1),
-		abort:   make(chan struct{}),
-		token:   token,
-		subs:    make(map[subKey]*subscription),
-		written: make(map[subKey]backplane.Offset),
-	}
-	c.log = s.log.With("conn", c.sid)
-	if code := s.register(c); code != 0 {
-		cancel()
-		sock.Close(websocket.StatusCode(code), "node full or draining, try another")
-		sock.Finish()
+	sock.WS.SetReadLimit(cfg.MaxMessageBytes)
+	sid := randomID()
+	sess, err := h.Register(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSocketIO), hub.SessionConfig{
+		Transport:  hub.TransportSocketIO,
+		ID:         sid,
+		Overhead:   itemOverhead,
+		Heartbeat:  s.cfg.PingInterval,
+		AuthReason: "no Socket.IO CONNECT within " + cfg.AuthTimeout.String(),
+	})
+	if err != nil {
+		sock.Refuse(int(hub.RefusalCode(err)))
 		return
 	}
-	// Whatever ends the connection, a panic included, teardown releases
-	// its subscriptions, timers and socket.
-	defer s.unregister(c)
-	defer c.teardown()
-	s.guard.Run("reader", c.serve, c.fatal)
-}
-
-// serve runs the connection: the writer, the Engine.IO handshake, then the
-// reader until the connection ends.
-func (c *conn) serve() {
-	s := c.s
-	c.mu.Lock()
-	c.authTimer = time.AfterFunc(s.cfg.AuthTimeout, func() {
-		s.guard.Run("auth timer", func() {
-			if !c.joined.Load() {
-				c.requestClose(closeUnauthorized, "no Socket.IO CONNECT within "+s.cfg.AuthTimeout.String(), true)
-			}
-		}, c.fatal)
-	})
-	c.writerStarted = true
-	c.mu.Unlock()
-	c.lastPong.Store(time.Now().UnixNano())
-	c.writer.Add(1)
-	go func() {
-		defer c.writer.Done()
-		defer c.cancel()
-		s.guard.Run("writer", c.writeLoop, c.writerPanicked)
-	}()
-	c.send(encodeOpen(c.sid, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), s.cfg.MaxMessageBytes))
-	c.readLoop()
-}
-
-// teardown runs when the reader ends, however it ends: a close the writer
-// is making is let finish (bounded by the stall limit and the close
-// handshake's timeouts), then every subscription ends and the socket is
-// released and counted.
-func (c *conn) teardown() {
-	c.mu.Lock()
-	if c.authTimer != nil {
-		c.authTimer.Stop()
-	}
-	if c.expiry != nil {
-		c.expiry.Stop()
-	}
-	code, reason, started := c.closeCode, c.closeReason, c.writerStarted
-	c.mu.Unlock()
-	if code == 0 || !started {
-		c.cancel()
-	}
-	c.writer.Wait()
-	c.cancel()
-	c.endAll()
-	if code != 0 && !started {
-		c.sock.Close(websocket.StatusCode(code), reason)
-	}
-	c.sock.Finish()
-}
-
-// fatal closes c with 1011 after a panic in one of its goroutines other
-// than the writer; the writer sends the close.
-func (c *conn) fatal() {
-	c.requestClose(closeInternalError, "internal error", false)
-}
-
-// writerPanicked closes c with 1011 from the writer goroutine, whose loop
-// is gone; the reader then ends and teardown runs.
-func (c *conn) writerPanicked() {
-	c.requestClose(closeInternalError, "internal error", false)
-	c.sock.Close(websocket.StatusCode(closeInternalError), "internal error")
+	t := &transport{sock: sock, abort: sess.Abort(), pingInterval: s.cfg.PingInterval, pingTimeout: s.cfg.PingTimeout,
+		written: make(map[subKey]backplane.Offset)}
+	t.lastPong.Store(time.Now().UnixNano())
+	c := &conn{s: s, h: h, sess: sess, sock: sock, ws: sock.WS, token: token, lastPong: &t.lastPong}
+	sess.Attach(t)
+	// Whatever ends the connection, a panic included, Finish releases its
+	// subscriptions and timers, and the socket is released and counted.
+	defer sock.Finish()
+	defer sess.Finish()
+	sess.Send(hub.Frame{Data: encodeOpen(sid, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), cfg.MaxMessageBytes)})
+	sess.Run("reader", c.readLoop)
 }
 
 // readLoop reads Engine.IO packets until the connection ends.
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.Read(c.sess.Context())
 		if err != nil {
 			return
 		}
@@ -207,15 +142,15 @@ func (c *conn) readLoop() {
 
 func (c *conn) protocolError(what string) {
 	c.s.clientMessage("invalid")
-	c.log.Debug("protocol error", "what", what)
-	c.requestClose(closeProtocolError, "protocol error: "+what, false)
+	c.sess.Log().Debug("protocol error", "what", what)
+	c.sess.Close(hub.CloseProtocolError, "protocol error: "+what, false)
 	c.waitClosed()
 }
 
 // waitClosed lets the writer finish its close handshake, discarding reads.
 func (c *conn) waitClosed() {
 	for {
-		if _, _, err := c.ws.Read(c.ctx); err != nil {
+		if _, _, err := c.ws.Read(c.sess.Context()); err != nil {
 			return
 		}
 	}
@@ -226,42 +161,42 @@ func (c *conn) onPacket(b []byte) bool {
 	p, err := decodePacket(b)
 	if err != nil {
 		c.s.clientMessage("invalid")
-		if !c.joined.Load() {
-			c.requestClose(closeProtocolError, truncate(err.Error(), 120), false)
+		if !c.joined {
+			c.sess.Close(hub.CloseProtocolError, truncate(err.Error(), 120), false)
 			return false
 		}
-		c.fail(p.ID, "", codeBadRequest, err.Error())
+		c.fail(p.ID, "", hub.CodeBadRequest, err.Error())
 		return true
 	}
 	if p.Type == sioBinaryEvent || p.Type == sioBinaryAck {
 		c.s.clientMessage("invalid")
 		c.skipBinary += p.Attachments
 		if c.skipBinary > maxAttachments {
-			c.requestClose(closeProtocolError, "too many binary attachments", false)
+			c.sess.Close(hub.CloseProtocolError, "too many binary attachments", false)
 			return false
 		}
-		if c.joined.Load() && p.Type == sioBinaryEvent {
-			c.fail(p.ID, "", codeBadRequest, "binary packets are not supported: send JSON")
+		if c.joined && p.Type == sioBinaryEvent {
+			c.fail(p.ID, "", hub.CodeBadRequest, "binary packets are not supported: send JSON")
 		}
 		return true
 	}
 	if p.Namespace != "/" {
 		if p.Type == sioConnect {
-			c.send(encodeConnectError(p.Namespace, codeNotFound, "Invalid namespace"))
+			c.send(encodeConnectError(p.Namespace, hub.CodeNotFound, "Invalid namespace"))
 		}
 		return true
 	}
 	switch p.Type {
 	case sioConnect:
-		if !c.joined.Load() && !c.connect(p) {
+		if !c.joined && !c.connect(p) {
 			return false
 		}
 	case sioDisconnect:
 		c.s.clientMessage("disconnect")
-		c.requestClose(closeNormal, "socket disconnected", true)
+		c.sess.Close(hub.CloseNormal, "socket disconnected", true)
 		return false
 	case sioEvent:
-		if c.joined.Load() {
+		if c.joined {
 			c.onEvent(p)
 		}
 	case sioAck:
@@ -295,17 +230,16 @@ func (c *conn) connect(p packet) bool {
 	a, token, err := c.connectToken(p)
 	var claims *auth.Claims
 	if err == nil {
-		claims, err = c.s.cfg.Verifier.Verify(c.ctx, token)
+		claims, err = c.h.Verify(c.sess.Context(), token)
 		if err != nil {
-			c.s.authFailed(err)
-			c.log.Info("socket.io connect refused", "reason", auth.Reason(err), "err", err)
+			c.sess.Log().Info("socket.io connect refused", "reason", auth.Reason(err), "err", err)
 			if code := auth.CloseCode(err); code != auth.CloseUnauthorized {
 				// Closing (not CONNECT_ERROR) makes socket.io-client
 				// reconnect: the webhook failed, the token may be good.
-				c.requestClose(closeCode(code), truncate(err.Error(), 120), false)
+				c.sess.Close(hub.CloseCode(code), truncate(err.Error(), 120), false)
 				return false
 			}
-			err = &connectError{codeUnauthorized, truncate(err.Error(), 200)}
+			err = &connectError{hub.CodeUnauthorized, truncate(err.Error(), 200)}
 		}
 	}
 	if err != nil {
@@ -314,32 +248,23 @@ func (c *conn) connect(p packet) bool {
 		c.send(encodeConnectError("/", ce.code, ce.msg))
 		c.connectFailures++
 		if c.connectFailures >= maxConnectFailures {
-			c.requestClose(closeUnauthorized, strconv.Itoa(maxConnectFailures)+" failed CONNECT attempts", true)
+			c.sess.Close(hub.CloseUnauthorized, strconv.Itoa(maxConnectFailures)+" failed CONNECT attempts", true)
 			return false
 		}
 		return true
 	}
-	c.mu.Lock()
-	c.claims = claims
-	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
-		c.s.guard.Run("expiry timer", func() {
-			if code, reason := auth.RenewAtExpiry(c.ctx, &c.mu, &c.claims, &c.expiry); code != 0 {
-				c.requestClose(closeCode(code), reason, true)
-			}
-		}, c.fatal)
-	})
-	c.mu.Unlock()
-	c.joined.Store(true)
-	edge.Authenticated(c.ctx)
+	c.sess.Authenticate(claims)
+	c.joined = true
+	edge.Authenticated(c.sess.Context())
 
 	socketID := randomID()
 	if a.PID != "" && a.Offset != "" && len(a.PID) <= 64 {
-		state, err := decodeState(a.Offset, c.s.cfg.MaxSubscriptions)
+		state, err := decodeState(a.Offset, c.h.Config().MaxSubscriptions)
 		if err == nil && c.recover(state, encodeConnect(socketID, a.PID)) {
-			c.log.Debug("socket.io session recovered", "user", claims.Subject, "subscriptions", len(state))
+			c.sess.Log().Debug("socket.io session recovered", "user", claims.Subject, "subscriptions", len(state))
 			return true
 		}
-		c.log.Debug("socket.io session not recovered", "err", err)
+		c.sess.Log().Debug("socket.io session not recovered", "err", err)
 	}
 	c.send(encodeConnect(socketID, randomID()))
 	return true
@@ -357,12 +282,12 @@ func (c *conn) connectToken(p packet) (connectAuth, string, error) {
 	if p.Data != nil {
 		var raw map[string]json.RawMessage
 		if err := json.Unmarshal(p.Data, &raw); err != nil {
-			return a, "", &connectError{codeBadRequest, "the auth payload must be an object"}
+			return a, "", &connectError{hub.CodeBadRequest, "the auth payload must be an object"}
 		}
 		for name, dst := range map[string]*string{"token": &a.Token, "pid": &a.PID, "offset": &a.Offset} {
 			if v, ok := raw[name]; ok && string(v) != "null" {
 				if err := json.Unmarshal(v, dst); err != nil {
-					return a, "", &connectError{codeBadRequest, "auth." + name + " must be a string"}
+					return a, "", &connectError{hub.CodeBadRequest, "auth." + name + " must be a string"}
 				}
 			}
 		}
@@ -373,8 +298,8 @@ func (c *conn) connectToken(p packet) (connectAuth, string, error) {
 	}
 	if token == "" {
 		err := &auth.TokenError{Reason: auth.ReasonMissing, Err: errors.New("no token: pass auth: {token} to io()")}
-		c.s.authFailed(err)
-		return a, "", &connectError{codeUnauthorized, err.Error()}
+		c.h.AuthFailed(err)
+		return a, "", &connectError{hub.CodeUnauthorized, err.Error()}
 	}
 	return a, token, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate/internal/backplane"
-	"github.com/syncgate/syncgate/internal/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -24,7 +23,7 @@ import (
 // recovered no panic, and must have released the connection and its
 // subscriptions; TestMain's goleak then checks that every goroutine exited.
 func FuzzConnection(f *testing.F) {
-	n := startNode(f, nil, func(c *socketio.Config) { c.MaxMessageBytes = 8 << 10; c.AuthTimeout = time.Second })
+	n := startNode(f, nil, func(c *nodeConfig) { c.MaxMessageBytes = 8 << 10; c.AuthTimeout = time.Second })
 	var offs []string
 	for i := range 5 {
 		offs = append(offs, n.Publish(f, wstest.Doc("p1", "c", i))...)
@@ -78,6 +77,6 @@ func FuzzConnection(f *testing.F) {
 			wstest.ReadUntil(t, ctx, ws, func(data []byte) bool { return string(data) == "3end" })
 		}
 		ws.CloseNow()
-		n.AwaitReleased(t, n.SIO.Connections)
+		n.AwaitReleased(t, n.Hub.Connections)
 	})
 }
