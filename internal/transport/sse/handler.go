@@ -101,8 +101,8 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-sess.Context().Done(): // the session ended
 		}
 	})
-	t.ended(cfg.Metrics)
 	sess.Finish()
+	t.ended(cfg.Metrics)
 	if t.finish() {
 		panic(http.ErrAbortHandler) // see answer
 	}

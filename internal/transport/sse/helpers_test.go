@@ -218,3 +218,21 @@ func wantSeqs(t testing.TB, what string, evs []syncgate.Event, from, to int) {
 func token(t testing.TB, ttl time.Duration, projects ...string) string {
 	return wstest.Token(t, "u1", ttl, projects, nil, nil)
 }
+
+// awaitMetric waits until the counter with the label reaches 1 (a stream's
+// end is counted after its session left the registry), and fails if it
+// goes past.
+func awaitMetric(t testing.TB, n *wstest.Node, name, label, value string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := n.Metric(t, name, label, value)
+		if got == 1 {
+			return
+		}
+		if got > 1 || time.Now().After(deadline) {
+			t.Fatalf("%s{%s=%q} = %v, want 1", name, label, value, got)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

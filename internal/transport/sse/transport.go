@@ -221,8 +221,8 @@ const closeWriteTimeout = time.Second
 
 // ended counts the stream's end in syncgate_disconnects_total, by the
 // code the session closed it with ("peer" when the client went away
-// first), as WebSocket connections are. The handler calls it when the
-// session's reader returns, before the session leaves the registry.
+// first), as WebSocket connections are. The handler calls it after the
+// session finished, when its writer has made its close.
 func (t *transport) ended(m *metrics.Metrics) {
 	t.cmu.Lock()
 	code := t.closed
