@@ -94,7 +94,7 @@ func parseEntry(e string) (tag, off string, err error) {
 	case '!':
 		off = rest
 	default:
-		return "", "", errors.New("a stream tag is followed by ~ or !")
+		return "", "", errors.New("the stream tag must be followed by '~' or '!'")
 	}
 	if _, err := backplane.ParseOffset(off); err != nil {
 		return "", "", err
@@ -107,7 +107,6 @@ func parseEntry(e string) (tag, off string, err error) {
 type positions struct {
 	tags    []string
 	entries []string // encoded entry per subscription, "" without a position
-	buf     []byte
 }
 
 func newPositions(subs []Subscription) *positions {

@@ -126,7 +126,7 @@ func TestParseCursor(t *testing.T) {
 		{"no version", tag + "~m3fa1:7-0", nil, "is not a cursor of this gateway"},
 		{"other version", "2." + tag + "~m3fa1:7-0", nil, "is not a cursor of this gateway"},
 		{"bad tag", "1.XYZ~m3fa1:7-0", nil, "does not start with a stream tag"},
-		{"bad separator", "1." + tag + "?m3fa1:7-0", nil, "followed by ~ or !"},
+		{"bad separator", "1." + tag + "?m3fa1:7-0", nil, "followed by '~' or '!'"},
 		{"bad offset", "1." + tag + "~m3fa1:7", nil, "bad offset"},
 		{"tag in elided", "1." + tag + "~m3t0123456789ab:7-0", nil, "bad offset"},
 		{"twice", "1." + tag + "~m3fa1:7-0," + tag + "!m3fa1:8-0", nil, "appears twice"},
