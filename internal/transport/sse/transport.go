@@ -111,6 +111,9 @@ func (t *transport) writeErr(err error) error {
 
 // WriteEvents writes sub's events as one `events` message.
 func (t *transport) WriteEvents(sub *hub.Subscription, events []*hub.Message) error {
+	if len(events) == 0 {
+		return nil
+	}
 	i := sub.Tag().(int)
 	t.wmu.Lock()
 	defer t.wmu.Unlock()

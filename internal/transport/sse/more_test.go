@@ -1,0 +1,146 @@
+package sse_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/syncgate/syncgate"
+	"github.com/syncgate/syncgate/internal/auth"
+	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/transport/sse"
+	"github.com/syncgate/syncgate/internal/wstest"
+)
+
+// TestStreamWebhook: an opaque credential is checked by the webhook, which
+// learns that it came over "sse"; a refusal is a 401, a webhook that does
+// not answer a 503 (and, for an EventSource, a dropped connection, which
+// the browser retries).
+func TestStreamWebhook(t *testing.T) {
+	hook := wstest.StartWebhook(t)
+	hook.Grant("sk_good", "u1", time.Hour, "demo")
+	v, err := auth.NewVerifier(auth.Config{Webhook: auth.WebhookConfig{URL: hook.URL, Timeout: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	n := wstest.StartNode(t, wstest.NodeConfig{Verifier: v})
+	s := openStream(t, sseURL(n.URL, []string{"demo/todos"}, url.Values{"token": {"sk_good"}}), nil)
+	s.subscribed()
+	if tr := hook.Transports(); len(tr) != 1 || tr[0] != "sse" {
+		t.Errorf("webhook transports %q, want [sse]", tr)
+	}
+	resp, cancel := get(t, sseURL(n.URL, []string{"demo/todos"}, nil), bearer("sk_bad"))
+	resp.Body.Close()
+	cancel()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("refused credential: %d, want 401", resp.StatusCode)
+	}
+	hook.Hold() // no answer within the timeout: a temporary failure
+	resp, cancel = get(t, sseURL(n.URL, []string{"demo/todos"}, nil), bearer("sk_slow"))
+	resp.Body.Close()
+	cancel()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("webhook timeout: %d, want 503 with Retry-After", resp.StatusCode)
+	}
+	_, err = http.DefaultClient.Do(eventSourceRequest(t, sseURL(n.URL, []string{"demo/todos"}, nil), "sk_slow"))
+	if err == nil {
+		t.Error("webhook timeout for an EventSource: a status, want a dropped connection")
+	}
+	hook.Release()
+}
+
+func eventSourceRequest(t *testing.T, u, token string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
+}
+
+// failingBackplane refuses to subscribe the project "down".
+type failingBackplane struct{ backplane.Backplane }
+
+func (f failingBackplane) Subscribe(ctx context.Context, s backplane.Stream) error {
+	if s.Project == "down" {
+		return fmt.Errorf("subscribe %s: %w", s, backplane.ErrUnavailable)
+	}
+	return f.Backplane.Subscribe(ctx, s)
+}
+
+// TestStreamBackplaneDown: a subscription the backplane cannot make is a
+// 503 before the stream starts, and leaves nothing behind.
+func TestStreamBackplaneDown(t *testing.T) {
+	n := wstest.StartNode(t, wstest.NodeConfig{Backplane: failingBackplane{backplane.NewMemory(backplane.MemoryConfig{})}})
+	tok := token(t, time.Hour, "*")
+	resp, cancel := get(t, sseURL(n.URL, []string{"demo/todos", "down/x"}, nil), bearer(tok))
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	cancel()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("backplane down: %d %s, want a 503 JSON error", resp.StatusCode, body)
+	}
+	_, err := http.DefaultClient.Do(eventSourceRequest(t, sseURL(n.URL, []string{"down/x"}, nil), tok))
+	if err == nil {
+		t.Error("backplane down for an EventSource: a status, want a dropped connection")
+	}
+	n.AwaitReleased(t, n.Hub.Connections)
+	if p := n.Metric(t, "syncgate_panics_total"); p != 0 {
+		t.Errorf("%v panics", p)
+	}
+}
+
+// TestStreamAudience: an event for other users is not delivered, live or
+// replayed.
+func TestStreamAudience(t *testing.T) {
+	n := wstest.StartNode(t, wstest.NodeConfig{})
+	tok := token(t, time.Hour, "demo") // user u1
+	first := n.Publish(t, wstest.Doc("demo", "todos", 0))
+	hidden := wstest.Doc("demo", "todos", 1)
+	hidden.Audience = &syncgate.Audience{Users: []string{"someone-else"}}
+	n.Publish(t, hidden, wstest.Doc("demo", "todos", 2))
+	s := openStream(t, sseURL(n.URL, []string{"demo/todos@" + first[0]}, nil), bearer(tok))
+	s.subscribed()
+	evs, _ := s.events(1)
+	wantSeqs(t, "replay", evs, 2, 2)
+	n.Publish(t, hidden, wstest.Doc("demo", "todos", 3))
+	evs, _ = s.events(1)
+	wantSeqs(t, "live", evs, 3, 3)
+}
+
+// FuzzParseRequest: no query or Last-Event-ID makes ParseRequest panic, and
+// what it accepts is valid.
+func FuzzParseRequest(f *testing.F) {
+	f.Add("sub=demo/todos@m3fa1t0123456789ab:1-0&token=x", "")
+	f.Add("sub=a/*&sub=b/c", "1.0123456789ab~m:1-0")
+	f.Fuzz(func(t *testing.T, query, lastID string) {
+		r := httptest.NewRequest(http.MethodGet, "/v1/sse", nil)
+		r.URL.RawQuery = query
+		r.Header.Set("Last-Event-ID", lastID)
+		req, err := sse.ParseRequest(r, 100)
+		if err != nil {
+			var re *sse.RequestError
+			if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Message == "" {
+				t.Fatalf("error %v is not a 400 RequestError", err)
+			}
+			return
+		}
+		for _, s := range req.Subs {
+			if err := syncgate.ValidateSubscription(s.Stream.Project, s.Stream.Collection); err != nil {
+				t.Fatalf("accepted %+v: %v", s, err)
+			}
+			if _, err := backplane.ParseOffset(s.Since); s.Since != "" && err != nil {
+				t.Fatalf("accepted since %q: %v", s.Since, err)
+			}
+		}
+	})
+}
