@@ -10,17 +10,21 @@ import (
 	"github.com/syncgate/syncgate/internal/transport/sse"
 )
 
-// eventSourcePage opens a plain EventSource on the URL in its fragment and
-// records every subscribed, events and error message it gets, with the
-// lastEventId it had, in window.got; window.opens counts its opens.
+// eventSourcePage opens a plain EventSource on the URL in its fragment
+// (connect opens another) and records every subscribed, events and error
+// message it gets, with the lastEventId it had, in window.got; window.opens
+// counts the opens.
 const eventSourcePage = `<!doctype html><meta charset="utf-8"><title>sse</title><script>
 window.got = []; window.opens = 0;
-const es = new EventSource(decodeURIComponent(location.hash.slice(1)));
-window.es = es;
-es.onopen = () => { window.opens++; };
-for (const name of ['subscribed', 'events', 'error']) {
-  es.addEventListener(name, (e) => { if (e.data !== undefined) window.got.push({event: name, id: e.lastEventId, data: JSON.parse(e.data)}); });
-}
+window.connect = (url) => {
+  const es = new EventSource(url);
+  window.es = es;
+  es.onopen = () => { window.opens++; };
+  for (const name of ['subscribed', 'events', 'error']) {
+    es.addEventListener(name, (e) => { if (e.data !== undefined) window.got.push({event: name, id: e.lastEventId, data: JSON.parse(e.data)}); });
+  }
+};
+if (location.hash.length > 1) connect(decodeURIComponent(location.hash.slice(1)));
 window.waitFor = (pred) => new Promise((resolve) => {
   const check = () => { if (pred()) resolve(window.got); else setTimeout(check, 20); };
   check();

@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,8 +23,9 @@ import (
 // the Last-Event-ID of every stream request.
 type switchProxy struct {
 	target  atomic.Pointer[url.URL]
-	mu      sync.Mutex
-	lastIDs []string
+	mu       sync.Mutex
+	lastIDs  []string
+	statuses []int // of the stream requests that ended
 }
 
 func (p *switchProxy) to(n *wstest.Node) {
@@ -47,8 +49,27 @@ func (p *switchProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		FlushInterval: -1,
 		ErrorLog:      nil,
 	}
-	rp.ServeHTTP(w, r)
+	sw := &statusWriter{ResponseWriter: w}
+	rp.ServeHTTP(sw, r)
+	if r.URL.Path == "/v1/sse" {
+		p.mu.Lock()
+		p.statuses = append(p.statuses, sw.status)
+		p.mu.Unlock()
+	}
 }
+
+// statusWriter records the status of a proxied answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() { w.ResponseWriter.(http.Flusher).Flush() }
 
 func (p *switchProxy) requests() []string {
 	p.mu.Lock()
@@ -146,4 +167,56 @@ func TestEventSourceInChromium(t *testing.T) {
 	if len(reqs) < 2 || reqs[0] != "" || reqs[len(reqs)-1] == "" {
 		t.Errorf("stream requests' Last-Event-ID: %q, want none first and the cursor on the reconnect", reqs)
 	}
+}
+
+// TestEventSourceTokenExpiryInChromium: at token expiry the browser gets
+// the error event, its own reconnect with the expired token is refused
+// (401) and the EventSource closes; a new EventSource with a fresh token
+// and the lastEventId of the last message (EventSource itself has no such
+// property: a MessageEvent has) resumes with no gap.
+func TestEventSourceTokenExpiryInChromium(t *testing.T) {
+	n := wstest.StartNode(t, wstest.NodeConfig{SSE: sse.Config{Retry: 100 * time.Millisecond}})
+	p := &switchProxy{}
+	p.to(n)
+	lb := httptest.NewServer(p)
+	t.Cleanup(lb.Close)
+	br := startChromium(t, lb.URL+"/page")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The token is minted once the browser is up: exp is in whole seconds,
+	// so it expires 2 to 3s from now.
+	short := "/v1/sse?" + url.Values{"sub": {"demo/todos"}, "token": {token(t, 3*time.Second, "demo")}}.Encode()
+	if err := br.eval(ctx, `connect(`+jsString(short)+`)`, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.eval(ctx, `waitFor(() => got.length >= 1)`, nil); err != nil {
+		t.Fatal(err)
+	}
+	publishSeq(t, n, "demo", "todos", 1, 1)
+	if err := br.eval(ctx, `waitFor(() => got.some(m => m.event === 'events'))`, nil); err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	if err := br.eval(ctx, `waitFor(() => es.readyState === EventSource.CLOSED).then(() => got.find(m => m.event === 'error').data.code)`, &code); err != nil {
+		t.Fatal(err)
+	}
+	if code != "unauthorized" {
+		t.Errorf("error event code %q, want unauthorized", code)
+	}
+	publishSeq(t, n, "demo", "todos", 2, 3) // while the app has no stream
+	fresh := "/v1/sse?" + url.Values{"sub": {"demo/todos"}, "token": {token(t, time.Hour, "demo")}}.Encode()
+	var docs []int
+	if err := br.eval(ctx, `connect(`+jsString(fresh)+` + '&lastEventId=' + encodeURIComponent(got[got.length - 1].id)),
+		waitFor(() => got.filter(m => m.event === 'events').flatMap(m => m.data.events).length >= 3)
+			.then(() => got.filter(m => m.event === 'events').flatMap(m => m.data.events).map(e => e.document))`, &docs); err != nil {
+		t.Fatal(err)
+	}
+	if len(docs) != 3 || docs[0] != 1 || docs[1] != 2 || docs[2] != 3 {
+		t.Errorf("documents %v, want 1 2 3", docs)
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
