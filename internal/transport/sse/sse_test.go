@@ -196,7 +196,7 @@ func TestStreamRecoveredFalse(t *testing.T) {
 func TestStreamEnds(t *testing.T) {
 	t.Run("token expiry", func(t *testing.T) {
 		n := wstest.StartNode(t, wstest.NodeConfig{})
-		s := openStream(t, sseURL(n.URL, []string{"demo/todos"}, nil), bearer(token(t, 1500*time.Millisecond, "demo")))
+		s := openStream(t, sseURL(n.URL, []string{"demo/todos"}, nil), bearer(token(t, 3*time.Second, "demo"))) // exp is in whole seconds: 2 to 3s
 		s.subscribed()
 		msgs := s.ended()
 		if len(msgs) != 1 || msgs[0].Event != "error" {
@@ -249,7 +249,8 @@ func TestStreamEnds(t *testing.T) {
 		}
 	})
 	t.Run("client stops reading", func(t *testing.T) {
-		n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{MaxQueueBytes: 256 << 10, WriteTimeout: 300 * time.Millisecond}})
+		n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{MaxQueueBytes: 256 << 10, WriteTimeout: 300 * time.Millisecond},
+			Backplane: backplane.NewMemory(backplane.MemoryConfig{HistorySize: 10})})
 		resp, cancel := get(t, sseURL(n.URL, []string{"demo/todos"}, nil), bearer(token(t, time.Hour, "demo")))
 		defer cancel()
 		defer resp.Body.Close()
