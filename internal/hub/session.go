@@ -26,8 +26,13 @@ type SessionConfig struct {
 	// Heartbeat is the first interval after which the writer calls
 	// Transport.Heartbeat; default Config.PingInterval.
 	Heartbeat time.Duration
+	// AuthDeadline is how long the session may stay unauthenticated before
+	// it is closed with 4001; default Config.AuthTimeout. Negative is none:
+	// the transport verifies a credential the request carried at once,
+	// bounded by the verifier's own timeout.
+	AuthDeadline time.Duration
 	// AuthReason is the close reason of a session that is not
-	// authenticated within Config.AuthTimeout (closed with 4001).
+	// authenticated within AuthDeadline.
 	AuthReason string
 }
 
@@ -55,6 +60,7 @@ type Session struct {
 	overhead  int
 	heartbeat time.Duration
 	authWhy   string
+	authIn    time.Duration // the authentication deadline; negative: none
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wake      chan struct{} // capacity 1: "the queue or the close state changed"
@@ -96,15 +102,18 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = h.cfg.PingInterval
 	}
+	if cfg.AuthDeadline == 0 {
+		cfg.AuthDeadline = h.cfg.AuthTimeout
+	}
 	if cfg.AuthReason == "" {
-		cfg.AuthReason = "not authenticated within " + h.cfg.AuthTimeout.String()
+		cfg.AuthReason = "not authenticated within " + cfg.AuthDeadline.String()
 	}
 	s := &Session{
 		h: h, id: cfg.ID, transport: cfg.Transport, overhead: cfg.Overhead, heartbeat: cfg.Heartbeat,
-		authWhy: cfg.AuthReason,
-		wake:    make(chan struct{}, 1),
-		abort:   make(chan struct{}),
-		subs:    make(map[SubKey]*Subscription),
+		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
+		wake:  make(chan struct{}, 1),
+		abort: make(chan struct{}),
+		subs:  make(map[SubKey]*Subscription),
 	}
 	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
 	s.guard = wsconn.Guard{Log: h.log, Metrics: h.m, Transport: cfg.Transport}
@@ -137,8 +146,8 @@ func (s *Session) Abort() <-chan struct{} { return s.abort }
 func (s *Session) Attach(t Transport) {
 	s.mu.Lock()
 	s.t = t
-	if s.claims == nil {
-		s.authTimer = time.AfterFunc(s.h.cfg.AuthTimeout, func() {
+	if s.claims == nil && s.authIn > 0 {
+		s.authTimer = time.AfterFunc(s.authIn, func() {
 			s.guard.Run("auth timer", func() {
 				s.mu.Lock()
 				authed := s.claims != nil

@@ -170,7 +170,7 @@ func TestResumeMemoryBound(t *testing.T) {
 		check(fmt.Sprintf("resumer %d", i))
 	}
 	// Every resume has begun (its subscription counted) …
-	for metric(t, base, "syncgate_subscriptions") < 21 {
+	for metric(t, base, `syncgate_subscriptions{transport="ws"}`) < 21 {
 		check("waiting for the resumes")
 		time.Sleep(50 * time.Millisecond)
 	}

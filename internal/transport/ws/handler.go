@@ -51,10 +51,11 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sock.WS.SetReadLimit(cfg.MaxMessageBytes)
 	ctx := auth.WithTransport(edge.Detach(r.Context()), auth.TransportWS)
-	sess, err := h.Register(ctx, hub.SessionConfig{
-		Transport:  hub.TransportWS,
-		AuthReason: "no auth message within " + cfg.AuthTimeout.String(),
-	})
+	sc := hub.SessionConfig{Transport: hub.TransportWS, AuthReason: "no auth message within " + cfg.AuthTimeout.String()}
+	if token != "" {
+		sc.AuthDeadline = -1 // verified at once, bounded by the verifier
+	}
+	sess, err := h.Register(ctx, sc)
 	if err != nil {
 		sock.Refuse(int(hub.RefusalCode(err)))
 		return
