@@ -22,7 +22,7 @@ import (
 // test page, forwards everything else to the current node, and records
 // the Last-Event-ID of every stream request.
 type switchProxy struct {
-	target  atomic.Pointer[url.URL]
+	target   atomic.Pointer[url.URL]
 	mu       sync.Mutex
 	lastIDs  []string
 	statuses []int // of the stream requests that ended

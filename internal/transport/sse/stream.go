@@ -7,13 +7,6 @@ import (
 	"strings"
 )
 
-// Event names of the stream's messages.
-const (
-	EventSubscribed = "subscribed"
-	EventEvents     = "events"
-	EventError      = "error"
-)
-
 // subscribedData is the data of a `subscribed` message: the WebSocket
 // `subscribed` frame, without the request id a stream has none of.
 type subscribedData struct {
@@ -31,6 +24,13 @@ type errorData struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// Event names of the stream's messages.
+const (
+	EventSubscribed = "subscribed"
+	EventEvents     = "events"
+	EventError      = "error"
+)
 
 // encodeSubscribed is the data of sub's `subscribed` message.
 func encodeSubscribed(sub Subscription, head string, recovered bool) []byte {
