@@ -203,6 +203,17 @@ func TestEventSourceTokenExpiryInChromium(t *testing.T) {
 	if code != "unauthorized" {
 		t.Errorf("error event code %q, want unauthorized", code)
 	}
+	// The proxy records an answer once it is sent: the browser may have
+	// seen it first.
+	var statuses []int
+	for deadline := time.Now().Add(10 * time.Second); len(statuses) < 2 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		statuses = append(statuses[:0], p.statuses...)
+		p.mu.Unlock()
+	}
+	if len(statuses) != 2 || statuses[0] != 200 || statuses[1] != 401 {
+		t.Errorf("stream answers %v, want the stream's 200, then 401 for the browser's reconnect with the expired token", statuses)
+	}
 	publishSeq(t, n, "demo", "todos", 2, 3) // while the app has no stream
 	fresh := "/v1/sse?" + url.Values{"sub": {"demo/todos"}, "token": {token(t, time.Hour, "demo")}}.Encode()
 	var docs []int
