@@ -19,7 +19,17 @@
 // all of them, on any node. A Last-Event-ID wins over the lastEventId
 // query parameter, which wins over the @offsets.
 //
-// This file's package holds what is SSE's own: the request, the cursor and
-// the event-stream encoding. The session (subscriptions, replay, slow
-// consumers, drain, expiry) is the node's session engine's.
+// The package holds what is SSE's own: the request (request.go), the
+// cursor (cursor.go), the event-stream encoding (stream.go) and the
+// engine's hub.Transport (transport.go). The session — subscriptions,
+// replay and its seam, the queue bound and slow-consumer close, drain,
+// token expiry, the node's connection limit — is internal/hub's, the same
+// for every transport.
+//
+// Concurrency: the handler's goroutine opens the subscriptions and then
+// waits for the session or the client to end; the session's writer alone
+// writes the response, one message per subscribed frame or batch of a
+// subscription's events, with a write deadline per batch and one flush per
+// batch. An idle stream costs its handler goroutine, net/http's background
+// read, and no writer until there is something to write.
 package sse
