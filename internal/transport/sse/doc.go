@@ -31,5 +31,5 @@
 // writes the response, one message per subscribed frame or batch of a
 // subscription's events, with a write deadline per batch and one flush per
 // batch. An idle stream costs its handler goroutine, net/http's background
-// read, and no writer until there is something to write.
+// read and the session's writer, all three blocked.
 package sse
