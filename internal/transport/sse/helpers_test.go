@@ -66,7 +66,7 @@ func openStream(t testing.TB, u string, header http.Header) *stream {
 		cancel()
 		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, body)
 	}
-	s := &stream{t: t, resp: resp, r: newSSEReader(resp.Body), cancel: cancel, msgs: make(chan message, 1024), err: make(chan error, 1)}
+	s := &stream{t: t, resp: resp, r: newSSEReader(resp.Body), cancel: cancel, msgs: make(chan message, 64), err: make(chan error, 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
