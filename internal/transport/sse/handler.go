@@ -82,7 +82,11 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sess, err := h.Register(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSSE),
 		hub.SessionConfig{Transport: hub.TransportSSE, Heartbeat: x.cfg.KeepAlive})
 	if err != nil {
-		answer(w, r, unavailable("node full or draining, try another"))
+		msg := "node is full, try again later"
+		if hub.RefusalCode(err) == hub.CloseServiceRestart {
+			msg = "node is draining, reconnect to another"
+		}
+		answer(w, r, unavailable(msg))
 		return
 	}
 	edge.Authenticated(r.Context())

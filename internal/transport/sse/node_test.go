@@ -3,6 +3,7 @@ package sse_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -50,10 +51,11 @@ func TestStreamSharesConnectionLimit(t *testing.T) {
 	tok := token(t, time.Hour, "demo")
 	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: tok})
 	resp, cancel := get(t, sseURL(n.URL, []string{"demo/todos"}, nil), bearer(tok))
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	cancel()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("SSE beside a WebSocket on a node of one connection: %d, want 503", resp.StatusCode)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "node is full") {
+		t.Fatalf("SSE beside a WebSocket on a node of one connection: %d %s, want 503 node is full", resp.StatusCode, body)
 	}
 	c.WS.CloseNow()
 	n.AwaitReleased(t, n.Hub.Connections)
