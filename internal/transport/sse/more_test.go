@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,4 +144,40 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStreamResetMidStream: when the backplane lost events it cannot
+// replay, the stream says so with a `subscribed` message, recovered:false,
+// whose id moves the subscription past the loss: a resume from it does
+// not hand back what the client reloaded.
+func TestStreamResetMidStream(t *testing.T) {
+	l := wstest.NewLossy()
+	n := wstest.StartNode(t, wstest.NodeConfig{Backplane: l})
+	st := backplane.Stream{Project: "demo", Collection: "todos"}
+	u := sseURL(n.URL, []string{"demo/todos"}, url.Values{"token": {token(t, time.Hour, "demo")}})
+	s := openStream(t, u, nil)
+	s.subscribed()
+	publishSeq(t, n, "demo", "todos", 1, 1)
+	s.events(1)
+	lost := l.LoseOne(t, st, 2)
+	l.Reset(st, lost)
+	m := s.next()
+	var d subscribedData
+	if m.Event != "subscribed" || json.Unmarshal([]byte(m.Data), &d) != nil || d.Recovered || d.Offset != lost {
+		t.Fatalf("after a reset: %+v, want subscribed recovered:false at %s", m, lost)
+	}
+	if c, err := sse.ParseCursor(m.ID, 1); err != nil || c[backplane.StreamTag(st)] != lost {
+		t.Fatalf("the reset's id %q (%v) does not hold %s", m.ID, err, lost)
+	}
+	publishSeq(t, n, "demo", "todos", 3, 3)
+	evs, _ := s.events(1)
+	wantSeqs(t, "after the reset", evs, 3, 3)
+	s.close()
+	publishSeq(t, n, "demo", "todos", 4, 4)
+	s = openStream(t, u, http.Header{"Last-Event-Id": {m.ID}}) // an id from before event 3
+	if d := s.subscribed(); !d.Recovered {
+		t.Fatalf("resume from the reset's id: %+v", d)
+	}
+	evs, _ = s.events(2)
+	wantSeqs(t, "resumed after the reset", evs, 3, 4)
 }
