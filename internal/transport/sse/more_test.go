@@ -15,6 +15,7 @@ import (
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
+	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/transport/sse"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
@@ -180,4 +181,27 @@ func TestStreamResetMidStream(t *testing.T) {
 	}
 	evs, _ = s.events(2)
 	wantSeqs(t, "resumed after the reset", evs, 3, 4)
+}
+
+// TestStreamLongReplay: a resume over far more history than the queue
+// bound is paged in as the client reads, not taken for a slow consumer.
+func TestStreamLongReplay(t *testing.T) {
+	n := wstest.StartNode(t, wstest.NodeConfig{Hub: hub.Config{MaxQueueBytes: 32 << 10},
+		Backplane: backplane.NewMemory(backplane.MemoryConfig{HistorySize: 5000})})
+	first := n.Publish(t, wstest.Doc("demo", "todos", 0))
+	for i := 1; i <= 3000; i += 500 {
+		publishSeq(t, n, "demo", "todos", i, i+499)
+	}
+	s := openStream(t, sseURL(n.URL, []string{"demo/todos@" + first[0]}, nil), bearer(token(t, time.Hour, "demo")))
+	if d := s.subscribed(); !d.Recovered {
+		t.Fatalf("%+v", d)
+	}
+	var got []syncgate.Event
+	for len(got) < 3000 {
+		got = append(got, parseEvents(t, s.next()).Events...)
+	}
+	wantSeqs(t, "replay", got, 1, 3000)
+	if c := n.Metric(t, "syncgate_slow_consumer_disconnects_total"); c != 0 {
+		t.Errorf("%v slow-consumer closes during a replay", c)
+	}
 }
