@@ -68,7 +68,7 @@ func (s *Session) gapLocked(sub *Subscription, head backplane.Offset) bool {
 }
 
 func (s *Session) queueFrameLocked(f Frame) bool {
-	return s.queueLocked(item{frame: f}, len(f.Data)+s.overhead)
+	return s.queueLocked(item{frame: &f}, len(f.Data)+s.overhead)
 }
 
 // queueLocked appends it, or closes the session with 4008 when the queue

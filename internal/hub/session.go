@@ -41,7 +41,7 @@ type SessionConfig struct {
 type item struct {
 	sub   *Subscription
 	msg   *Message
-	frame Frame
+	frame *Frame // a pointer keeps items small: events are the many
 }
 
 // Session is one client connection, whatever its transport: its claims,

@@ -88,7 +88,7 @@ func (s *Session) writeLoop() {
 func (s *Session) writeBatch(batch []item) error {
 	for i := 0; i < len(batch); {
 		if batch[i].sub == nil {
-			if err := s.t.WriteFrame(batch[i].frame); err != nil {
+			if err := s.t.WriteFrame(*batch[i].frame); err != nil {
 				return err
 			}
 			i++
