@@ -80,7 +80,8 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, err := h.Register(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSSE),
-		hub.SessionConfig{Transport: hub.TransportSSE, Heartbeat: x.cfg.KeepAlive})
+		// Verified already: no authentication deadline.
+		hub.SessionConfig{Transport: hub.TransportSSE, Heartbeat: x.cfg.KeepAlive, AuthDeadline: -1})
 	if err != nil {
 		msg := "node is full, try again later"
 		if hub.RefusalCode(err) == hub.CloseServiceRestart {
