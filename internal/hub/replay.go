@@ -64,7 +64,7 @@ func (s *Session) fetchLocked(sub *Subscription) {
 	s.writer.Add(1)
 	go func() {
 		defer s.writer.Done()
-		s.guard.Run("history read", func() {
+		s.guard().Run("history read", func() {
 			hist, err := s.h.cfg.History.Read(s.ctx, sub.key.Stream, cur.Since, page, cur.Subscribed)
 			var replay []*Message
 			var size int

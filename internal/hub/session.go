@@ -56,7 +56,6 @@ type Session struct {
 	id        string
 	transport string
 	log       *slog.Logger
-	guard     wsconn.Guard
 	overhead  int
 	heartbeat time.Duration
 	authWhy   string
@@ -116,7 +115,6 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 		subs:  make(map[SubKey]*Subscription),
 	}
 	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
-	s.guard = wsconn.Guard{Log: h.log, Metrics: h.m, Transport: cfg.Transport}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if code := h.register(s); code != 0 {
 		s.cancel()
@@ -148,7 +146,7 @@ func (s *Session) Attach(t Transport) {
 	s.t = t
 	if s.claims == nil && s.authIn > 0 {
 		s.authTimer = time.AfterFunc(s.authIn, func() {
-			s.guard.Run("auth timer", func() {
+			s.guard().Run("auth timer", func() {
 				s.mu.Lock()
 				authed := s.claims != nil
 				s.mu.Unlock()
@@ -163,14 +161,19 @@ func (s *Session) Attach(t Transport) {
 	go func() {
 		defer s.writer.Done()
 		defer s.cancel()
-		s.guard.Run("writer", s.writeLoop, s.writerPanicked)
+		s.guard().Run("writer", s.writeLoop, s.writerPanicked)
 	}()
+}
+
+// guard is the session's recover boundary.
+func (s *Session) guard() wsconn.Guard {
+	return wsconn.Guard{Log: s.h.log, Metrics: s.h.m, Transport: s.transport}
 }
 
 // Run runs f, a goroutine of the transport's (its reader), under the
 // session's recover boundary: a panic closes the session with 1011.
 func (s *Session) Run(name string, f func()) {
-	s.guard.Run(name, f, s.fatal)
+	s.guard().Run(name, f, s.fatal)
 }
 
 // Authenticate makes the session authenticated with claims: subscriptions
@@ -185,7 +188,7 @@ func (s *Session) Authenticate(claims *auth.Claims) {
 		s.authTimer.Stop()
 	}
 	s.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), func() {
-		s.guard.Run("expiry timer", func() {
+		s.guard().Run("expiry timer", func() {
 			if code, reason := auth.RenewAtExpiry(s.ctx, &s.mu, &s.claims, &s.expiry); code != 0 {
 				s.Close(CloseCode(code), reason, true)
 			}

@@ -29,7 +29,7 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 			return nil, Opened{}, refused(CodeBadRequest, "since: "+err.Error())
 		}
 	}
-	sub, rerr := s.reserve(req, since)
+	sub, rerr := s.reserve(req)
 	if rerr != nil {
 		return nil, Opened{}, rerr
 	}
@@ -65,7 +65,13 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 	opened := Opened{Head: head, Recovered: hist.Recovered}
 	s.mu.Lock()
 	if sub.state == subReplaying {
-		sub.cursor, sub.head, sub.opened = cursor, head, opened
+		sub.cursor, sub.head = cursor, head
+		// Where the client stands once Begin starts it: after since when
+		// history covers it, else live from the head.
+		sub.last = since
+		if !opened.Recovered || req.Since == "" {
+			sub.last = head
+		}
 		sub.replay, sub.replayBytes = replay, size
 		s.replaySize += size
 	}
@@ -74,7 +80,7 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 }
 
 // reserve adds a subscription for req in state replaying, or says why not.
-func (s *Session) reserve(req OpenRequest, since backplane.Offset) (*Subscription, *Error) {
+func (s *Session) reserve(req OpenRequest) (*Subscription, *Error) {
 	st := req.Key.Stream
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,8 +96,7 @@ func (s *Session) reserve(req OpenRequest, since backplane.Offset) (*Subscriptio
 	if len(s.subs) >= s.h.cfg.MaxSubscriptions {
 		return nil, refused(CodeLimitExceeded, "at most "+strconv.Itoa(s.h.cfg.MaxSubscriptions)+" subscriptions per connection")
 	}
-	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying,
-		since: since, hasSince: req.Since != ""}
+	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying}
 	s.subs[req.Key] = sub
 	s.h.shard(st).add(sub)
 	if m := s.h.m; m != nil {
@@ -121,10 +126,6 @@ func (s *Session) Begin(frames []Frame, subs ...*Subscription) {
 			continue
 		}
 		sub.begun = true
-		sub.last = sub.since
-		if !sub.opened.Recovered || !sub.hasSince {
-			sub.last = sub.head
-		}
 		if len(sub.replay) == 0 && !sub.cursor.More {
 			s.finishReplayLocked(sub)
 		} else {

@@ -126,9 +126,6 @@ type Subscription struct {
 	fetching     bool              // a page of history is being read
 	head         backplane.Offset  // the newest stream head History answered
 	resetTo      *backplane.Offset // a backplane Reset that arrived during replay
-	since        backplane.Offset  // OpenRequest.Since, parsed
-	hasSince     bool              // OpenRequest.Since was set
-	opened       Opened            // what Open found
 	begun        bool              // Begin started it
 }
 

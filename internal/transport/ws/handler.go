@@ -61,7 +61,7 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{h: h, sess: sess, sock: sock, ws: sock.WS}
-	c.out = &transport{sock: sock, abort: sess.Abort(), pingEvery: cfg.PingInterval, timeout: cfg.WriteTimeout, ctx: sess.Context()}
+	c.out = &transport{sock: sock, ping: sock.WS.Ping, abort: sess.Abort(), pingEvery: cfg.PingInterval, timeout: cfg.WriteTimeout, ctx: sess.Context()}
 	sess.Attach(c.out)
 	// The connection is served on a goroutine of its own so that this one
 	// returns: net/http then frees its per-request state (the request, its

@@ -15,9 +15,18 @@ import (
 // still gets its own frame.
 const maxFrameBytes = 256 << 10
 
+// socket is what the transport writes to: a *wsconn.Socket (tests record).
+type socket interface {
+	Write(msg []byte, abort <-chan struct{}) error
+	End(code int, reason string)
+}
+
+var _ socket = (*wsconn.Socket)(nil)
+
 // transport is the engine's hub.Transport for one /v1/ws connection.
 type transport struct {
-	sock      *wsconn.Socket
+	sock      socket
+	ping      func(context.Context) error // the socket's WebSocket ping
 	abort     <-chan struct{}
 	ctx       context.Context // the session's
 	pingEvery time.Duration
@@ -67,7 +76,7 @@ func (t *transport) Flush() error { return nil }
 // timeout is stalled.
 func (t *transport) Heartbeat() (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, t.timeout)
-	err := t.sock.WS.Ping(ctx)
+	err := t.ping(ctx)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("%w: no pong within %s", hub.ErrStalled, t.timeout)
