@@ -31,7 +31,7 @@ func BenchmarkFanout(b *testing.B) {
 			claims := &auth.Claims{Subject: "u", Projects: []string{"p"}}
 			conns := make([]*Session, n)
 			for i := range conns {
-				c := &Session{h: h, wake: make(chan struct{}, 1), claims: claims, log: h.log}
+				c := &Session{h: h, claims: claims, log: h.log}
 				sub := &Subscription{sess: c, key: SubKey{Stream: s}, state: subLive, last: backplane.Offset{Epoch: "e"}}
 				h.shard(s).add(sub)
 				conns[i] = c
@@ -48,10 +48,6 @@ func BenchmarkFanout(b *testing.B) {
 					for _, c := range conns {
 						clear(c.queue)
 						c.queue, c.queued = c.queue[:0], 0
-						select {
-						case <-c.wake:
-						default:
-						}
 					}
 					b.StartTimer()
 				}

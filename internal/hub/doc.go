@@ -13,8 +13,10 @@
 //     parses the offset once, encodes the event once per Encoding in use
 //     (message.go) and appends the same bytes to the bounded queue of every
 //     subscribed session, never blocking.
-//   - Each session has one writer goroutine (writer.go) that owns every
-//     write to its Transport: it drains the whole queue at once, one
+//   - A session's writer (writer.go) owns every write to its Transport. It
+//     runs only while there is something to do (queued items, a close, a
+//     due heartbeat), so an idle session costs its transport's blocked
+//     read and no more; it drains the whole queue at once, one
 //     Transport.WriteEvents per run of a subscription's events, then Flush.
 //   - A session whose queue exceeds Config.MaxQueueBytes, or whose client
 //     reads nothing for WriteTimeout or misses a heartbeat, is closed with

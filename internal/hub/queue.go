@@ -31,11 +31,10 @@ func (s *Session) deliver(sub *Subscription, m *Message) {
 		s.mu.Unlock()
 		return
 	}
-	ok := s.queueEventLocked(sub, m)
-	s.mu.Unlock()
-	if ok {
-		s.signal()
+	if s.queueEventLocked(sub, m) {
+		s.kickLocked()
 	}
+	s.mu.Unlock()
 }
 
 // queueEventLocked appends m unless the subscription already has it. When
@@ -122,19 +121,15 @@ func (s *Session) stalled(why string) {
 // subscription that already passed head (it replayed further) lost nothing.
 func (s *Session) reset(sub *Subscription, head backplane.Offset) {
 	s.mu.Lock()
-	ok := false
 	switch sub.state {
 	case subReplaying:
 		sub.noteResetLocked(head)
 	case subLive:
-		if head.Epoch != sub.last.Epoch || sub.last.Less(head) {
-			ok = s.gapLocked(sub, head)
+		if (head.Epoch != sub.last.Epoch || sub.last.Less(head)) && s.gapLocked(sub, head) {
+			s.kickLocked()
 		}
 	}
 	s.mu.Unlock()
-	if ok {
-		s.signal()
-	}
 }
 
 // noteResetLocked remembers the furthest Reset that arrived during replay.

@@ -78,8 +78,8 @@ func (s *Session) fetchLocked(sub *Subscription) {
 			}
 			s.mu.Lock()
 			s.pageReadLocked(sub, hist.History, head, cur, replay, size, err)
+			s.kickLocked()
 			s.mu.Unlock()
-			s.signal()
 		}, s.fatal)
 	}()
 }

@@ -62,7 +62,6 @@ type Session struct {
 	authIn    time.Duration // the authentication deadline; negative: none
 	ctx       context.Context
 	cancel    context.CancelFunc
-	wake      chan struct{} // capacity 1: "the queue or the close state changed"
 	abort     chan struct{} // closed by a close that drops the queue: writes stop waiting for room
 	writer    sync.WaitGroup
 
@@ -78,9 +77,16 @@ type Session struct {
 	aborted     bool // abort is closed
 	authTimer   *time.Timer
 	expiry      *time.Timer
-	replaying   []*Subscription // subscriptions whose history the writer is pulling
-	pendingSize int             // bytes in every subscription's pending buffer
-	replaySize  int             // bytes in every subscription's replay
+	heartbeatAt *time.Timer // sets heartbeatDue after the interval
+	// The writer runs only while there is something to do: kickLocked
+	// starts it, and it ends when the queue is empty (writing false), so an
+	// idle session costs no goroutine besides its reader.
+	writing      bool
+	heartbeatDue bool
+	stopped      bool            // Finish began or the writer closed: no writer starts again
+	replaying    []*Subscription // subscriptions whose history the writer is pulling
+	pendingSize  int             // bytes in every subscription's pending buffer
+	replaySize   int             // bytes in every subscription's replay
 
 	spare []item     // writer-owned second queue buffer
 	msgs  []*Message // writer-owned batch of one subscription's events
@@ -110,7 +116,6 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 	s := &Session{
 		h: h, id: cfg.ID, transport: cfg.Transport, overhead: cfg.Overhead, heartbeat: cfg.Heartbeat,
 		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
-		wake:  make(chan struct{}, 1),
 		abort: make(chan struct{}),
 		subs:  make(map[SubKey]*Subscription),
 	}
@@ -139,8 +144,9 @@ func (s *Session) Context() context.Context { return s.ctx }
 // write that waits for the peer to make room gives up then (ErrAborted).
 func (s *Session) Abort() <-chan struct{} { return s.abort }
 
-// Attach hands the session its transport and starts the writer and the
-// authentication deadline. Call it once, right after Register.
+// Attach hands the session its transport and starts the heartbeat and the
+// authentication deadline; the writer starts whenever there is something
+// to write. Call it once, right after Register.
 func (s *Session) Attach(t Transport) {
 	s.mu.Lock()
 	s.t = t
@@ -156,11 +162,28 @@ func (s *Session) Attach(t Transport) {
 			}, s.fatal)
 		})
 	}
+	s.heartbeatAt = time.AfterFunc(s.heartbeat, func() {
+		s.mu.Lock()
+		s.heartbeatDue = true
+		s.kickLocked()
+		s.mu.Unlock()
+	})
+	if len(s.queue) > 0 || s.closeCode != 0 {
+		s.kickLocked()
+	}
 	s.mu.Unlock()
+}
+
+// kickLocked starts the writer unless it runs, the session has no
+// transport yet, or no writer may start any more. s.mu held.
+func (s *Session) kickLocked() {
+	if s.writing || s.stopped || s.t == nil {
+		return
+	}
+	s.writing = true
 	s.writer.Add(1)
 	go func() {
 		defer s.writer.Done()
-		defer s.cancel()
 		s.guard().Run("writer", s.writeLoop, s.writerPanicked)
 	}()
 }
@@ -235,22 +258,15 @@ func (s *Session) Refresh(token string) (*auth.Claims, []*Subscription, error) {
 	return claims, revoked, nil
 }
 
-func (s *Session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
 // Send queues a control frame; false when the session is closing (or the
 // frame overflowed the queue, which closes it with 4008).
 func (s *Session) Send(f Frame) bool {
 	s.mu.Lock()
 	ok := s.queueFrameLocked(f)
-	s.mu.Unlock()
 	if ok {
-		s.signal()
+		s.kickLocked()
 	}
+	s.mu.Unlock()
 	return ok
 }
 
@@ -272,7 +288,7 @@ func (s *Session) closeLocked(code CloseCode, reason string, flush bool) {
 			close(s.abort)
 		}
 	}
-	s.signal()
+	s.kickLocked()
 }
 
 // cut ends the session at once, without a close frame (a drain out of
@@ -294,11 +310,11 @@ func (s *Session) cut() {
 // releases its connection.
 func (s *Session) Finish() {
 	s.mu.Lock()
-	if s.authTimer != nil {
-		s.authTimer.Stop()
-	}
-	if s.expiry != nil {
-		s.expiry.Stop()
+	s.stopped = true // a close decided before this has its writer already
+	for _, t := range []*time.Timer{s.authTimer, s.expiry, s.heartbeatAt} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	code := s.closeCode
 	s.mu.Unlock()
@@ -330,4 +346,15 @@ func (s *Session) fatal() {
 func (s *Session) writerPanicked() {
 	s.Close(CloseInternalError, "internal error", false)
 	s.t.Close(CloseInternalError, "internal error")
+	s.writerDone()
+}
+
+// writerDone ends the writer for good, after it closed or cut the
+// transport: none starts again, and the session's context ends, which ends
+// the transport's reader.
+func (s *Session) writerDone() {
+	s.mu.Lock()
+	s.stopped, s.writing = true, false
+	s.mu.Unlock()
+	s.cancel()
 }

@@ -132,8 +132,8 @@ func (s *Session) Begin(frames []Frame, subs ...*Subscription) {
 			s.replaying = append(s.replaying, sub)
 		}
 	}
+	s.kickLocked()
 	s.mu.Unlock()
-	s.signal()
 }
 
 // Lookup returns the session's subscription for key, or nil.

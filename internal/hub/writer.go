@@ -5,40 +5,43 @@ import (
 	"time"
 )
 
-// writeLoop owns every write to the transport. It wakes when the queue or
-// the close state changes, takes the whole queue at once and writes it (one
+// writeLoop owns every write to the transport while it runs (kickLocked
+// starts it when there is something to do: queued items, a decided close,
+// a due heartbeat). It takes the whole queue at once and writes it (one
 // WriteEvents per run of a subscription's events between control frames),
-// pulls the next chunk of any replay, and closes the transport when a close
-// was decided. A client that reads nothing for WriteTimeout, or misses a
-// heartbeat, is closed with 4008. It runs under the session's recover
-// boundary (Attach).
+// pulls the next chunk of any replay, and ends when nothing is left, or
+// after closing the transport when a close was decided. A client that
+// reads nothing for WriteTimeout, or misses a heartbeat, is closed with
+// 4008. It runs under the session's recover boundary (kickLocked).
 func (s *Session) writeLoop() {
-	heartbeat := time.NewTimer(s.heartbeat)
-	defer heartbeat.Stop()
 	for {
-		var err error
-		select {
-		case <-s.wake:
-		case <-heartbeat.C:
-			next, herr := s.t.Heartbeat()
-			if herr == nil {
-				heartbeat.Reset(next)
-				continue
-			}
-			if s.ctx.Err() != nil {
-				return
-			}
-			s.log.Debug("heartbeat failed", "err", herr)
-			err = herr
-		case <-s.ctx.Done():
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.pullReplayLocked() // the next chunk of any replay, now that the client took the last
+		}
+		heartbeat := s.heartbeatDue
+		s.heartbeatDue = false
+		batch := s.queue
+		code, flush := s.closeCode, s.closeFlush
+		if s.ctx.Err() != nil || (len(batch) == 0 && code == 0 && !heartbeat) {
+			s.writing = false
+			s.mu.Unlock()
 			return
 		}
-		s.mu.Lock()
-		batch := s.queue
 		s.queue, s.queued = s.spare[:0], 0
-		code, flush := s.closeCode, s.closeFlush
 		s.mu.Unlock()
 
+		var err error
+		if heartbeat && code == 0 {
+			var next time.Duration
+			if next, err = s.t.Heartbeat(); err == nil {
+				s.mu.Lock()
+				s.heartbeatAt.Reset(next)
+				s.mu.Unlock()
+			} else {
+				s.log.Debug("heartbeat failed", "err", err)
+			}
+		}
 		if err == nil && (code == 0 || flush) {
 			if err = s.writeBatch(batch); err == nil {
 				err = s.t.Flush()
@@ -46,16 +49,11 @@ func (s *Session) writeLoop() {
 		}
 		clear(batch) // let the GC have the messages
 		s.spare = batch[:0]
-		if code == 0 && err == nil {
-			s.mu.Lock()
-			more := s.pullReplayLocked()
-			s.mu.Unlock()
-			if more {
-				s.signal()
-			}
-		}
 		switch {
 		case err == nil:
+		case s.ctx.Err() != nil:
+			s.writerDone()
+			return
 		case errors.Is(err, ErrAborted), errors.Is(err, ErrStalled):
 			if errors.Is(err, ErrStalled) {
 				why := err.Error()
@@ -70,6 +68,7 @@ func (s *Session) writeLoop() {
 		default:
 			s.log.Debug("write failed", "err", err)
 			s.t.Close(CloseAbnormal, "")
+			s.writerDone()
 			return
 		}
 		if code != 0 {
@@ -77,6 +76,7 @@ func (s *Session) writeLoop() {
 			code, reason := s.closeCode, s.closeReason
 			s.mu.Unlock()
 			s.t.Close(code, reason)
+			s.writerDone()
 			return
 		}
 	}

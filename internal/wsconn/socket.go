@@ -221,6 +221,15 @@ func (s *Socket) Close(code websocket.StatusCode, reason string) {
 	_ = s.WS.Close(code, clipReason(reason))
 }
 
+// Sink is what a transport writes one connection's messages to: a
+// *Socket, or a recorder in a transport's tests.
+type Sink interface {
+	Write(msg []byte, abort <-chan struct{}) error
+	End(code int, reason string)
+}
+
+var _ Sink = (*Socket)(nil)
+
 // Refuse closes a socket whose session the node refused (code 1012 while
 // draining, 1013 when full) and releases it.
 func (s *Socket) Refuse(code int) {

@@ -86,6 +86,9 @@ func startGateway(t *testing.T, bin, redisURL string) string {
 		"SYNCGATE_ADDR="+addr, "SYNCGATE_REDIS_URL="+redisURL,
 		"SYNCGATE_JWT_SECRET="+wstest.Secret, "SYNCGATE_PUBLISH_KEYS="+wstest.Key,
 		"SYNCGATE_SHUTDOWN_GRACE=1s", "SYNCGATE_LOG_LEVEL=warn",
+		// The load test opens 2,000 connections at once, more than the
+		// default bound of unauthenticated ones (1,000, internal/edge).
+		"SYNCGATE_MAX_UNAUTHENTICATED=4000",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

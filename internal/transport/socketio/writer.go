@@ -30,21 +30,13 @@ type stateChange struct {
 	off       backplane.Offset
 }
 
-// socket is what the transport writes to: a *wsconn.Socket (tests record).
-type socket interface {
-	Write(msg []byte, abort <-chan struct{}) error
-	End(code int, reason string)
-}
-
-var _ socket = (*wsconn.Socket)(nil)
-
 // transport is the engine's hub.Transport for one Engine.IO connection.
 // Each Socket.IO packet is one WebSocket message (Engine.IO v4 does not
 // batch packets on WebSocket); every event carries the connection's whole
 // recovery state as its last argument. The writer alone calls its write
 // methods, so the recovery state it hands out (written, keys) needs no lock.
 type transport struct {
-	sock         socket
+	sock         wsconn.Sink // the socket (a recorder in adapter tests)
 	abort        <-chan struct{}
 	pingInterval time.Duration
 	pingTimeout  time.Duration

@@ -15,17 +15,9 @@ import (
 // still gets its own frame.
 const maxFrameBytes = 256 << 10
 
-// socket is what the transport writes to: a *wsconn.Socket (tests record).
-type socket interface {
-	Write(msg []byte, abort <-chan struct{}) error
-	End(code int, reason string)
-}
-
-var _ socket = (*wsconn.Socket)(nil)
-
 // transport is the engine's hub.Transport for one /v1/ws connection.
 type transport struct {
-	sock      socket
+	sock      wsconn.Sink                 // the socket (a recorder in adapter tests)
 	ping      func(context.Context) error // the socket's WebSocket ping
 	abort     <-chan struct{}
 	ctx       context.Context // the session's
