@@ -30,6 +30,7 @@
 // waits for the session or the client to end; the session's writer alone
 // writes the response, one message per subscribed frame or batch of a
 // subscription's events, with a write deadline per batch and one flush per
-// batch. An idle stream costs its handler goroutine, net/http's background
-// read and the session's writer, all three blocked.
+// batch. An idle stream costs its handler goroutine and net/http's
+// background read, both blocked; the session's writer runs only while
+// there is something to write (a keep-alive is due, events are queued).
 package sse
