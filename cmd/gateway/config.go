@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/edge"
+	"github.com/syncgate/syncgate/internal/transport/sse"
 )
 
 // config is the gateway's configuration, read from the environment; flags
@@ -34,6 +35,9 @@ type config struct {
 	MaxConnections int
 	// PublishTimeout bounds one publish to Redis (SYNCGATE_PUBLISH_TIMEOUT).
 	PublishTimeout time.Duration
+	// SSEKeepAlive is how often an idle /v1/sse stream gets a comment line
+	// (SYNCGATE_SSE_KEEPALIVE).
+	SSEKeepAlive time.Duration
 	// Edge holds the HTTP timeouts and the unauthenticated-connection bound
 	// (SYNCGATE_HTTP_*_TIMEOUT, SYNCGATE_MAX_UNAUTHENTICATED).
 	Edge edge.Config
@@ -66,6 +70,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 		AuthTimeout:    2 * time.Second,
 		AuthCacheTTL:   60 * time.Second,
 		PublishTimeout: 2 * time.Second,
+		SSEKeepAlive:   sse.DefaultKeepAlive,
 		Edge:           edge.Config{}.WithDefaults(),
 		LogFormat:      "text",
 	}
@@ -136,6 +141,7 @@ func loadConfig(args []string, getenv func(string) string) (*config, error) {
 	}
 	// Limits that bound what a peer can hold: zero would disable them.
 	positive("SYNCGATE_PUBLISH_TIMEOUT", &c.PublishTimeout)
+	positive("SYNCGATE_SSE_KEEPALIVE", &c.SSEKeepAlive)
 	positive("SYNCGATE_HTTP_HEADER_TIMEOUT", &c.Edge.HeaderTimeout)
 	positive("SYNCGATE_HTTP_BODY_TIMEOUT", &c.Edge.BodyTimeout)
 	positive("SYNCGATE_HTTP_WRITE_TIMEOUT", &c.Edge.WriteTimeout)

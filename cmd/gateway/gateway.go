@@ -21,6 +21,7 @@ import (
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/server"
 	"github.com/syncgate/syncgate/internal/transport/socketio"
+	"github.com/syncgate/syncgate/internal/transport/sse"
 )
 
 // gateway is a running node: its listeners, the session engine with its
@@ -108,6 +109,7 @@ func open(ctx context.Context, cfg *config, log *slog.Logger) (_ *gateway, err e
 	handler := server.Handler(server.Config{
 		Hub:             g.hub,
 		SocketIO:        g.sio,
+		SSE:             sse.New(g.hub, sse.Config{KeepAlive: cfg.SSEKeepAlive}),
 		Publisher:       g.bp,
 		Ready:           ready,
 		Keys:            auth.ParseKeys(cfg.PublishKeys),
@@ -235,6 +237,9 @@ syncgate development node on http://%[1]s (in-memory backplane; generated secret
   Subscribe (any WebSocket client, e.g. npx wscat):
     npx wscat -s syncgate.v1 -c 'ws://%[1]s/v1/ws' -H 'Authorization: Bearer %[2]s'
     > {"op":"subscribe","id":"1","project":"demo","collection":"todos"}
+
+  Or as Server-Sent Events (curl, or new EventSource(url + '&token=…')):
+    curl -N 'http://%[1]s/v1/sse?sub=demo/todos' -H 'Authorization: Bearer %[2]s'
 
   Publish:
     curl -sS -X POST http://%[1]s/v1/publish \

@@ -13,6 +13,7 @@ import (
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/server"
+	"github.com/syncgate/syncgate/internal/transport/sse"
 	"github.com/syncgate/syncgate/internal/transport/ws"
 )
 
@@ -36,6 +37,8 @@ type Node struct {
 type NodeConfig struct {
 	Hub       hub.Config // Verifier, Logger and Metrics are filled in when nil
 	Backplane backplane.Backplane
+	// SSE configures /v1/sse.
+	SSE sse.Config
 	// Verifier overrides the HS256 verifier built from Secret.
 	Verifier hub.TokenVerifier
 }
@@ -77,7 +80,7 @@ func StartNode(t testing.TB, cfg NodeConfig) *Node {
 		ready = c.Ready
 	}
 	srv := httptest.NewServer(server.Handler(server.Config{
-		Hub: h, WS: ws.New(h), Publisher: cfg.Backplane, Ready: ready, Keys: auth.ParseKeys(Key),
+		Hub: h, WS: ws.New(h), SSE: sse.New(h, cfg.SSE), Publisher: cfg.Backplane, Ready: ready, Keys: auth.ParseKeys(Key),
 		Metrics: cfg.Hub.Metrics, Logger: cfg.Hub.Logger,
 	}))
 	n := &Node{URL: srv.URL, Hub: h, BP: cfg.Backplane, Metrics: cfg.Hub.Metrics, srv: srv, cancel: cancel}
