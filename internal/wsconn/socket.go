@@ -69,7 +69,7 @@ type Socket struct {
 
 	nc    net.Conn   // the raw socket: write deadlines
 	out   *batchConn // the write side: batches until Flush
-	room  roomer   // nil when the send buffer cannot be inspected
+	room  roomer     // nil when the send buffer cannot be inspected
 	stall time.Duration
 	m     *metrics.Metrics
 
