@@ -68,7 +68,7 @@ type Session struct {
 	mu          sync.Mutex
 	t           Transport // set once by Attach
 	claims      *auth.Claims
-	subs        map[SubKey]*Subscription
+	subs        subSet
 	queue       []item
 	queued      int // bytes in queue
 	closeCode   CloseCode
@@ -117,7 +117,6 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 		h: h, id: cfg.ID, transport: cfg.Transport, overhead: cfg.Overhead, heartbeat: cfg.Heartbeat,
 		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
 		abort: make(chan struct{}),
-		subs:  make(map[SubKey]*Subscription),
 	}
 	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
 	s.ctx, s.cancel = context.WithCancel(ctx)
@@ -263,7 +262,7 @@ func (s *Session) Refresh(token string) (*auth.Claims, []*Subscription, error) {
 	s.claims = claims
 	s.expiry.Reset(time.Until(claims.ExpiresAt))
 	var revoked []*Subscription
-	for _, sub := range s.subs {
+	for _, sub := range s.subs.all() {
 		if claims.CanRead(sub.key.Stream.Project, sub.key.Stream.Collection) != nil {
 			revoked = append(revoked, sub)
 		}
@@ -341,10 +340,7 @@ func (s *Session) Finish() {
 	s.writer.Wait()
 	s.cancel()
 	s.mu.Lock()
-	subs := make([]*Subscription, 0, len(s.subs))
-	for _, sub := range s.subs {
-		subs = append(subs, sub)
-	}
+	subs := s.subs.all()
 	s.mu.Unlock()
 	for _, sub := range subs {
 		s.End(sub)
