@@ -97,7 +97,12 @@ func (c *conn) readAuth() (token string, id []byte, err error) {
 // readLoop reads client messages until the connection ends.
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(c.sess.Context())
+		// No context: coder/websocket would register a context.AfterFunc
+		// on the session's context for every Read, which an idle
+		// connection keeps (~300 bytes). The Read ends when the socket
+		// does, and every end of the session closes or cuts the socket
+		// (the writer's Close, Drain's cut, Finish).
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if s := websocket.CloseStatus(err); s == -1 && !errors.Is(err, context.Canceled) {
 				c.sess.Log().Debug("read ended", "err", err)

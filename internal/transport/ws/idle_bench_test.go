@@ -14,10 +14,10 @@ import (
 )
 
 // BenchmarkIdleConnection opens idle subscribed /v1/ws connections (each
-// its own collection) and reports the goroutine stack memory each one
-// costs (stack-B/conn: the server's reader plus the benchmark's own
-// client, which keeps no goroutine) and the live heap (heap-B/conn, both
-// ends). The server's reader handles messages with Session.Handle, so its
+// its own collection) and reports what each one costs, measured between
+// all open and all released: goroutine stacks (stack-B/conn: the server's
+// reader; the benchmark's client keeps no goroutine) and live heap
+// (heap-B/conn, both ends). The server's reader handles messages with Session.Handle, so its
 // blocked Read keeps a small stack.
 func BenchmarkIdleConnection(b *testing.B) {
 	const conns = 300
@@ -32,9 +32,7 @@ func BenchmarkIdleConnection(b *testing.B) {
 		}
 	}
 	for range b.N {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+		var open, closed runtime.MemStats
 		socks := make([]*websocket.Conn, conns)
 		for i := range socks {
 			ws, _, err := websocket.Dial(ctx, n.WSURL(), &websocket.DialOptions{HTTPHeader: h, Subprotocols: []string{"syncgate.v1"}})
@@ -50,12 +48,18 @@ func BenchmarkIdleConnection(b *testing.B) {
 			socks[i] = ws
 		}
 		runtime.GC()
-		runtime.GC() // a second cycle shrinks what the first found oversized
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(int64(after.StackInuse)-int64(before.StackInuse))/conns, "stack-B/conn")
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/conns, "heap-B/conn")
+		runtime.GC() // a second cycle shrinks the stacks the first found oversized
+		runtime.ReadMemStats(&open)
 		for _, ws := range socks {
 			_ = ws.CloseNow()
 		}
+		for n.Hub.Connections() > 0 { // the server side releases them
+			time.Sleep(time.Millisecond)
+		}
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&closed)
+		b.ReportMetric(float64(int64(open.StackInuse)-int64(closed.StackInuse))/conns, "stack-B/conn")
+		b.ReportMetric(float64(int64(open.HeapAlloc)-int64(closed.HeapAlloc))/conns, "heap-B/conn")
 	}
 }
