@@ -213,8 +213,11 @@ func (s *Socket) waitRoom(n int, abort <-chan struct{}) error {
 // cleared after the write so that pings, pongs and the close handshake,
 // which coder/websocket bounds with their own contexts, never meet a stale
 // one; a close (CloseNow) still interrupts a blocked write.
+//
+// With the batching writer (out) no deadline is set here: the frames only
+// reach the batch, and each flush of it to the kernel carries its own.
 func (s *Socket) write(f func() error) error {
-	if s.nc == nil {
+	if s.nc == nil || s.out != nil {
 		return f()
 	}
 	if err := s.nc.SetWriteDeadline(time.Now().Add(s.stall)); err != nil {
