@@ -55,8 +55,8 @@ type Memory struct {
 }
 
 type memStream struct {
-	last       uint64 // sequence of the newest event; 0 when none yet
-	maxDeleted uint64 // sequence of the newest event trimmed away
+	last       uint64     // sequence of the newest event; 0 when none yet
+	maxDeleted uint64     // sequence of the newest event trimmed away
 	entries    []memEntry // all[head:]: the history, oldest first
 	all        []memEntry // the backing slice; all[:head] are trimmed slots
 	head       int
