@@ -55,9 +55,11 @@ type Memory struct {
 }
 
 type memStream struct {
-	last       uint64 // sequence of the newest event; 0 when none yet
-	maxDeleted uint64 // sequence of the newest event trimmed away
-	entries    []memEntry
+	last       uint64     // sequence of the newest event; 0 when none yet
+	maxDeleted uint64     // sequence of the newest event trimmed away
+	entries    []memEntry // all[head:]: the history, oldest first
+	all        []memEntry // the backing slice; all[:head] are trimmed slots
+	head       int
 }
 
 type memEntry struct {
@@ -178,7 +180,8 @@ func (m *Memory) append(s Stream, ev syncgate.Event, now time.Time) (syncgate.Ev
 	st.last++
 	off := Offset{Epoch: m.epoch, Stream: StreamTag(s), Hi: st.last}
 	ev.Offset = off.String()
-	st.entries = append(st.entries, memEntry{seq: st.last, at: now, ev: ev, size: approxSize(&ev)})
+	st.all = append(st.all, memEntry{seq: st.last, at: now, ev: ev, size: approxSize(&ev)})
+	st.entries = st.all[st.head:]
 	m.trim(st, now)
 	return ev, off
 }
@@ -197,11 +200,20 @@ func (m *Memory) trim(st *memStream, now time.Time) {
 		return
 	}
 	st.maxDeleted = st.entries[drop-1].seq
-	// Copy down rather than reslice so the backing array does not grow
-	// without bound under a steady publish rate.
-	n := copy(st.entries, st.entries[drop:])
-	clear(st.entries[n:])
-	st.entries = st.entries[:n]
+	clear(st.entries[:drop]) // the GC may have the events
+	st.head += drop
+	st.entries = st.all[st.head:]
+	// Copy down once the trimmed slots outnumber the kept ones, so the
+	// backing array stays within twice the history under a steady publish
+	// rate and each entry is copied about once (copying on every trim
+	// moved the whole history per event: 14–29% of the gateway's CPU in
+	// scenario 3).
+	if st.head >= len(st.entries) {
+		n := copy(st.all, st.entries)
+		clear(st.all[n:])
+		st.all, st.head = st.all[:n], 0
+		st.entries = st.all
+	}
 }
 
 // Subscribe implements Backplane; one node needs no channel subscription.

@@ -99,6 +99,14 @@ type Hub struct {
 	nextID atomic.Uint64
 	shards [numShards]shard
 
+	// The fan-out queue: Receive and Reset queue their work in arrival
+	// order and return; one goroutine (started while there is work, like a
+	// session's writer) delivers it, so the backplane's caller — a
+	// publishing request on the memory backplane — does not pay for the
+	// fan-out. When fanJobs is full, Receive waits: the queue is bounded.
+	fanJobs chan fanJob
+	fanning atomic.Bool
+
 	mu       sync.Mutex // guards sessions and draining
 	sessions map[*Session]struct{}
 	draining bool
@@ -123,7 +131,7 @@ func New(cfg Config, bp backplane.Backplane) (*Hub, error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	h := &Hub{cfg: cfg, bp: bp, log: cfg.Logger, m: cfg.Metrics, nodeID: hex.EncodeToString(b[:]),
-		sessions: make(map[*Session]struct{})}
+		sessions: make(map[*Session]struct{}), fanJobs: make(chan fanJob, fanQueue)}
 	for i := range h.shards {
 		h.shards[i].streams = make(map[backplane.Stream][]*Subscription)
 	}
@@ -139,35 +147,113 @@ func (h *Hub) Start(ctx context.Context) error {
 	return h.bp.Start(ctx, h)
 }
 
+// fanQueue bounds the fan-out queue, in events (and Resets).
+const fanQueue = 4096
+
+// fanJob is one queued event (m) or Reset (m nil) for the subscribers of
+// its stream at the time it arrived; done, when set, is closed instead (a
+// marker: everything before it was delivered).
+type fanJob struct {
+	subs []*Subscription
+	m    *Message
+	bad  uint8 // encodings of m that failed (bit per Encoding)
+	head backplane.Offset
+	done chan struct{}
+}
+
 // Receive implements backplane.Receiver: the backplane parsed the offset
-// once; fan out. It never blocks.
+// once; the event is encoded once per encoding its subscribers use, here,
+// and queued for the fan-out. It waits only when the queue is full.
 func (h *Hub) Receive(s backplane.Stream, off backplane.Offset, ev *syncgate.Event) {
-	subs := h.shard(s).subscribers(s)
+	subs, encs := h.shard(s).subscribersEnc(s)
 	if len(subs) == 0 {
 		return
 	}
-	h.fanout(subs, newMessage(off, ev), ev)
-}
-
-// fanout encodes m once per encoding its subscribers use and enqueues the
-// same bytes to every one of them.
-func (h *Hub) fanout(subs []*Subscription, m *Message, ev *syncgate.Event) {
-	for _, sub := range subs {
-		if err := m.encode(ev, sub.enc); err != nil {
-			h.log.Warn("dropping undeliverable event from backplane", "stream", sub.key.Stream.String(), "err", err)
-			h.dropped(dropInvalid)
+	m := newMessage(off, ev)
+	var bad uint8
+	for e := Encoding(0); e < maxEncodings; e++ {
+		if encs&(1<<e) == 0 {
 			continue
 		}
-		sub.sess.deliver(sub, m)
+		if err := m.encode(ev, e); err != nil {
+			h.log.Warn("dropping undeliverable event from backplane", "stream", s.String(), "err", err)
+			bad |= 1 << e
+		}
 	}
+	h.queueFan(fanJob{subs: subs, m: m, bad: bad})
 }
 
 // Reset implements backplane.Receiver: every subscription of s learns that
 // events up to head may be lost (its transport's Gap), unless it already
-// passed head; during a replay, when the replay ends.
+// passed head; during a replay, when the replay ends. It is queued behind
+// the events received before it.
 func (h *Hub) Reset(s backplane.Stream, head backplane.Offset) {
-	for _, sub := range h.shard(s).subscribers(s) {
-		sub.sess.reset(sub, head)
+	if subs := h.shard(s).subscribers(s); len(subs) > 0 {
+		h.queueFan(fanJob{subs: subs, head: head})
+	}
+}
+
+// queueFan queues j and makes sure the fan-out goroutine runs.
+func (h *Hub) queueFan(j fanJob) {
+	h.fanJobs <- j
+	if h.fanning.CompareAndSwap(false, true) {
+		go h.fanLoop()
+	}
+}
+
+// fanLoop delivers queued jobs in order and ends when the queue is empty.
+func (h *Hub) fanLoop() {
+	for {
+		select {
+		case j := <-h.fanJobs:
+			h.fanout(j)
+		default:
+			h.fanning.Store(false)
+			// A job queued after the receive above but before the store
+			// found fanning true and started no goroutine: take it on.
+			if len(h.fanJobs) == 0 || !h.fanning.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
+}
+
+// fanout enqueues the same bytes to every subscriber of j, or tells them
+// of its Reset.
+func (h *Hub) fanout(j fanJob) {
+	switch {
+	case j.done != nil:
+		close(j.done)
+	case j.m == nil:
+		for _, sub := range j.subs {
+			sub.sess.reset(sub, j.head)
+		}
+	default:
+		for _, sub := range j.subs {
+			if j.bad&(1<<sub.enc) != 0 {
+				h.dropped(dropInvalid)
+				continue
+			}
+			sub.sess.deliver(sub, j.m)
+		}
+	}
+}
+
+// Delivered returns once every event and Reset received before the call
+// was handed to its subscribers' sessions, or when ctx ends.
+func (h *Hub) Delivered(ctx context.Context) {
+	done := make(chan struct{})
+	select {
+	case h.fanJobs <- fanJob{done: done}:
+	case <-ctx.Done():
+		return
+	}
+	if h.fanning.CompareAndSwap(false, true) {
+		go h.fanLoop()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 

@@ -71,6 +71,7 @@ func (h *Hub) Drain(ctx context.Context, grace time.Duration) error {
 		sessions = append(sessions, s)
 	}
 	h.mu.Unlock()
+	h.Delivered(ctx) // what was received before the drain is queued before its close
 
 	spread := grace * 8 / 10
 	start := time.Now()

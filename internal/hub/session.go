@@ -68,7 +68,7 @@ type Session struct {
 	mu          sync.Mutex
 	t           Transport // set once by Attach
 	claims      *auth.Claims
-	subs        map[SubKey]*Subscription
+	subs        subSet
 	queue       []item
 	queued      int // bytes in queue
 	closeCode   CloseCode
@@ -117,7 +117,6 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 		h: h, id: cfg.ID, transport: cfg.Transport, overhead: cfg.Overhead, heartbeat: cfg.Heartbeat,
 		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
 		abort: make(chan struct{}),
-		subs:  make(map[SubKey]*Subscription),
 	}
 	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
 	s.ctx, s.cancel = context.WithCancel(ctx)
@@ -199,6 +198,23 @@ func (s *Session) Run(name string, f func()) {
 	s.guard().Run(name, f, s.fatal)
 }
 
+// Handle runs f, the reader's handling of one client message, on a
+// goroutine that ends with it, under the session's recover boundary, and
+// waits for it. A reader blocked in Read keeps the stack it has grown to
+// for the connection's whole life; handling messages (token checks, JSON,
+// logging, history) on a goroutine of its own keeps the reader's stack
+// that of the Read alone. It reports false when f panicked: the session
+// is closing with 1011 and the reader should return.
+func (s *Session) Handle(f func()) bool {
+	done := make(chan bool, 1)
+	go func() {
+		completed := false
+		defer func() { done <- completed }()
+		s.guard().Run("reader", func() { f(); completed = true }, s.fatal)
+	}()
+	return <-done
+}
+
 // Authenticate makes the session authenticated with claims: subscriptions
 // may be opened, and at the claims' expiry the session asks the verifier
 // again (auth.RenewAtExpiry) and closes with 4009 unless renewed or
@@ -246,7 +262,7 @@ func (s *Session) Refresh(token string) (*auth.Claims, []*Subscription, error) {
 	s.claims = claims
 	s.expiry.Reset(time.Until(claims.ExpiresAt))
 	var revoked []*Subscription
-	for _, sub := range s.subs {
+	for _, sub := range s.subs.all() {
 		if claims.CanRead(sub.key.Stream.Project, sub.key.Stream.Collection) != nil {
 			revoked = append(revoked, sub)
 		}
@@ -324,10 +340,7 @@ func (s *Session) Finish() {
 	s.writer.Wait()
 	s.cancel()
 	s.mu.Lock()
-	subs := make([]*Subscription, 0, len(s.subs))
-	for _, sub := range s.subs {
-		subs = append(subs, sub)
-	}
+	subs := s.subs.all()
 	s.mu.Unlock()
 	for _, sub := range subs {
 		s.End(sub)

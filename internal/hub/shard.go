@@ -20,6 +20,7 @@ var shardSeed = maphash.MakeSeed()
 type shard struct {
 	mu      sync.RWMutex
 	streams map[backplane.Stream][]*Subscription
+	encs    map[backplane.Stream]uint8 // the encodings a stream's subscribers use, a bit each
 }
 
 func (h *Hub) shard(s backplane.Stream) *shard {
@@ -38,12 +39,25 @@ func (sh *shard) subscribers(s backplane.Stream) []*Subscription {
 	return subs
 }
 
+// subscribersEnc is subscribers with the encodings they use (bit per
+// Encoding), so an event is encoded without a pass over them.
+func (sh *shard) subscribersEnc(s backplane.Stream) ([]*Subscription, uint8) {
+	sh.mu.RLock()
+	subs, encs := sh.streams[s], sh.encs[s]
+	sh.mu.RUnlock()
+	return subs, encs
+}
+
 func (sh *shard) add(sub *Subscription) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	// Appending in place is safe: readers hold slices no longer than the
 	// current one, and remove never leaves a shared array behind it.
 	sh.streams[sub.key.Stream] = append(sh.streams[sub.key.Stream], sub)
+	if sh.encs == nil {
+		sh.encs = make(map[backplane.Stream]uint8)
+	}
+	sh.encs[sub.key.Stream] |= 1 << sub.enc
 }
 
 func (sh *shard) remove(sub *Subscription) {
@@ -56,9 +70,16 @@ func (sh *shard) remove(sub *Subscription) {
 	}
 	if len(old) == 1 {
 		delete(sh.streams, sub.key.Stream)
+		delete(sh.encs, sub.key.Stream)
 		return
 	}
 	next := make([]*Subscription, 0, len(old)-1)
 	next = append(next, old[:i]...)
-	sh.streams[sub.key.Stream] = append(next, old[i+1:]...)
+	next = append(next, old[i+1:]...)
+	sh.streams[sub.key.Stream] = next
+	var encs uint8
+	for _, o := range next {
+		encs |= 1 << o.enc
+	}
+	sh.encs[sub.key.Stream] = encs
 }

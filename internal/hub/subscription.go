@@ -90,14 +90,14 @@ func (s *Session) reserve(req OpenRequest) (*Subscription, *Error) {
 	if err := s.claims.CanRead(st.Project, st.Collection); err != nil {
 		return nil, refused(CodeForbidden, err.Error())
 	}
-	if s.subs[req.Key] != nil {
+	if s.subs.get(req.Key) != nil {
 		return nil, refused(CodeDuplicate, "already subscribed to "+st.String())
 	}
-	if len(s.subs) >= s.h.cfg.MaxSubscriptions {
+	if s.subs.len() >= s.h.cfg.MaxSubscriptions {
 		return nil, refused(CodeLimitExceeded, "at most "+strconv.Itoa(s.h.cfg.MaxSubscriptions)+" subscriptions per connection")
 	}
 	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying}
-	s.subs[req.Key] = sub
+	s.subs.put(sub)
 	s.h.shard(st).add(sub)
 	if m := s.h.m; m != nil {
 		m.Subscriptions.WithLabelValues(s.transport).Inc()
@@ -140,7 +140,7 @@ func (s *Session) Begin(frames []Frame, subs ...*Subscription) {
 func (s *Session) Lookup(key SubKey) *Subscription {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.subs[key]
+	return s.subs.get(key)
 }
 
 // End ends sub: it leaves the session, the index and the backplane. What
@@ -162,9 +162,7 @@ func (s *Session) end(sub *Subscription, unsubscribe bool) {
 	s.pendingSize -= sub.pendingBytes
 	s.replaySize -= sub.replayBytes
 	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
-	if s.subs[sub.key] == sub {
-		delete(s.subs, sub.key)
-	}
+	s.subs.remove(sub)
 	s.mu.Unlock()
 	s.h.shard(sub.key.Stream).remove(sub)
 	if m := s.h.m; m != nil {

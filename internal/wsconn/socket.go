@@ -67,8 +67,9 @@ type roomer interface {
 type Socket struct {
 	WS *websocket.Conn
 
-	nc    net.Conn // the raw socket: write deadlines
-	room  roomer   // nil when the send buffer cannot be inspected
+	nc    net.Conn   // the raw socket: write deadlines
+	out   *batchConn // the write side: batches until Flush
+	room  roomer     // nil when the send buffer cannot be inspected
 	stall time.Duration
 	m     *metrics.Metrics
 
@@ -93,14 +94,20 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOption
 	if cfg.StallLimit <= 0 {
 		cfg.StallLimit = 10 * time.Second
 	}
-	s := &Socket{WS: ws, nc: hj.nc, stall: cfg.StallLimit, m: cfg.Metrics}
+	s := &Socket{WS: ws, nc: hj.nc, out: hj.out, stall: cfg.StallLimit, m: cfg.Metrics}
 	if hj.nc != nil {
 		s.room = newRoom(hj.nc)
+	}
+	if s.out != nil {
+		s.out.stall = cfg.StallLimit
 	}
 	return s, nil
 }
 
 // Write writes msg as one text message. Only one goroutine writes at a time.
+// The message is part of a batch that Flush hands the kernel (in one
+// write(2) however many messages it holds); a batch over 64 KiB, or one
+// that must wait for room, goes out earlier.
 //
 // Where the send buffer can be inspected (Linux TCP), no frame is started
 // that the kernel cannot take at once while keeping the reserve free for a
@@ -112,6 +119,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *websocket.AcceptOption
 func (s *Socket) Write(msg []byte, abort <-chan struct{}) error {
 	if s.unfinished {
 		return errUnfinished
+	}
+	if s.out != nil {
+		s.out.begin()
 	}
 	if s.room == nil || len(msg) <= fragmentSize {
 		if s.room != nil {
@@ -154,6 +164,11 @@ func (s *Socket) waitRoom(n int, abort <-chan struct{}) error {
 	if s.credit >= n {
 		s.credit -= n
 		return nil
+	}
+	// What the batch holds fits the credit it was written under: hand it
+	// to the kernel, so the room seen below is the real one.
+	if err := s.flushHeld(); err != nil {
+		return err
 	}
 	var (
 		timer *time.Timer
@@ -198,8 +213,11 @@ func (s *Socket) waitRoom(n int, abort <-chan struct{}) error {
 // cleared after the write so that pings, pongs and the close handshake,
 // which coder/websocket bounds with their own contexts, never meet a stale
 // one; a close (CloseNow) still interrupts a blocked write.
+//
+// With the batching writer (out) no deadline is set here: the frames only
+// reach the batch, and each flush of it to the kernel carries its own.
 func (s *Socket) write(f func() error) error {
-	if s.nc == nil {
+	if s.nc == nil || s.out != nil {
 		return f()
 	}
 	if err := s.nc.SetWriteDeadline(time.Now().Add(s.stall)); err != nil {
@@ -210,6 +228,22 @@ func (s *Socket) write(f func() error) error {
 	return err
 }
 
+// Flush hands the kernel what the batch holds, in one write bounded by the
+// stall limit, and ends the batch.
+func (s *Socket) Flush() error {
+	if s.out == nil {
+		return nil
+	}
+	return s.out.end()
+}
+
+func (s *Socket) flushHeld() error {
+	if s.out == nil {
+		return nil
+	}
+	return s.out.flush()
+}
+
 // Close ends the connection with code and does the close handshake: the
 // close frame fits in the room Write always leaves, so even a peer that
 // stopped reading reads it when it resumes (the kernel delivers it after
@@ -218,13 +252,18 @@ func (s *Socket) write(f func() error) error {
 // first of Close and Cut is what Finish counts.
 func (s *Socket) Close(code websocket.StatusCode, reason string) {
 	s.record(strconv.Itoa(int(code)))
+	if s.out != nil {
+		_ = s.out.shut() // what was written goes before the close frame
+	}
 	_ = s.WS.Close(code, clipReason(reason))
 }
 
 // Sink is what a transport writes one connection's messages to: a
-// *Socket, or a recorder in a transport's tests.
+// *Socket, or a recorder in a transport's tests. Messages written are sent
+// at the latest by the next Flush (the end of the engine's batch).
 type Sink interface {
 	Write(msg []byte, abort <-chan struct{}) error
+	Flush() error
 	End(code int, reason string)
 }
 

@@ -3,7 +3,7 @@
 #   go build -o /tmp/bench/gateway ./cmd/gateway && go build -o /tmp/bench/loadgen ./cmd/loadgen
 # usage: gw.sh PORT CORE [redis-url]  -> starts a gateway, prints its PID
 PORT=$1; CORE=$2
-ulimit -n hard 2>/dev/null
+ulimit -n $(ulimit -Hn) 2>/dev/null
 SYNCGATE_ADDR=127.0.0.1:$PORT SYNCGATE_METRICS_ADDR=127.0.0.1:$((PORT+1)) SYNCGATE_PPROF=true \
 SYNCGATE_JWT_SECRET=bench-secret-0123456789abcdef0123456789 SYNCGATE_PUBLISH_KEYS=bench-key \
 SYNCGATE_LOG_LEVEL=warn SYNCGATE_SHUTDOWN_GRACE=1s SYNCGATE_REDIS_URL=$3 \

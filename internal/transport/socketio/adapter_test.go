@@ -30,6 +30,8 @@ func (l *socketLog) Write(msg []byte, _ <-chan struct{}) error {
 	return nil
 }
 
+func (l *socketLog) Flush() error { return nil }
+
 func (l *socketLog) End(code int, _ string) {
 	l.mu.Lock()
 	l.code = code

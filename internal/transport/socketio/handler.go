@@ -126,7 +126,13 @@ func (c *conn) readLoop() {
 		case eioPing:
 			c.send(append([]byte{eioPong}, data[1:]...))
 		case eioMessage:
-			if !c.onPacket(data[1:]) {
+			// Handled on a goroutine of its own (Session.Handle), so the
+			// blocked Read keeps a small stack.
+			ok := true
+			if !c.sess.Handle(func() { ok = c.onPacket(data[1:]) }) {
+				return
+			}
+			if !ok {
 				c.waitClosed()
 				return
 			}

@@ -100,8 +100,8 @@ func (t *transport) WriteFrame(f hub.Frame) error {
 	return nil
 }
 
-// Flush does nothing: every packet was written whole.
-func (t *transport) Flush() error { return nil }
+// Flush sends the batch's packets: one write to the socket per batch.
+func (t *transport) Flush() error { return t.sock.Flush() }
 
 // Heartbeat is Engine.IO's: ping, then after PingTimeout check that the
 // pong came (else 4008), then ping again PingInterval after the last ping.

@@ -31,6 +31,8 @@ func (r *recorder) Write(msg []byte, _ <-chan struct{}) error {
 	return nil
 }
 
+func (r *recorder) Flush() error { return nil }
+
 func (r *recorder) End(code int, _ string) {
 	r.mu.Lock()
 	r.code = code

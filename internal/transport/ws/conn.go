@@ -33,81 +33,119 @@ type subTag struct {
 
 func tagOf(sub *hub.Subscription) *subTag { return sub.Tag().(*subTag) }
 
-// serve authenticates c and serves it until it ends.
+// serve authenticates c and serves it until it ends. The reader only
+// reads: each message is handled with Session.Handle, so an idle
+// connection's reader keeps a small stack.
 func (c *conn) serve(token string) {
 	var authID []byte
-	claims, err := c.authenticate(token, &authID)
+	var err error
+	if token == "" {
+		token, authID, err = c.readAuth()
+	}
+	refused := false
+	if !c.sess.Handle(func() { refused = !c.start(token, authID, err) }) {
+		return
+	}
+	if refused {
+		c.waitClosed()
+		return
+	}
+	c.readLoop()
+}
+
+// start verifies the token (or reports err, the failed auth message) and
+// answers `ready`; it reports false when the connection is refused (the
+// close is decided).
+func (c *conn) start(token string, authID []byte, err error) bool {
+	var claims *auth.Claims
+	if err == nil {
+		claims, err = c.h.Verify(c.sess.Context(), token)
+	}
 	if err != nil {
 		c.sess.Log().Info("connection refused", "reason", auth.Reason(err), "err", err)
 		c.sess.Close(hub.CloseCode(auth.CloseCode(err)), err.Error(), true)
-		c.waitClosed()
-		return
+		return false
 	}
 	c.sess.Authenticate(claims)
 	edge.Authenticated(c.sess.Context())
 	c.send(readyFrame{Op: "ready", ID: authID, Connection: c.sess.ID(), User: claims.Subject, ExpiresAt: claims.ExpiresAt})
 	c.sess.Log().Debug("connection ready", "user", claims.Subject)
-	c.readLoop()
+	return true
 }
 
-// authenticate uses the upgrade request's token or else waits for the first
-// message, which must be `auth`; the session closes a connection that
+// readAuth waits for the first message, which must be `auth` when the
+// upgrade request carried no token; the session closes a connection that
 // sends none within AuthTimeout.
-func (c *conn) authenticate(token string, id *[]byte) (*auth.Claims, error) {
-	if token == "" {
-		missing := func(why string) error {
-			err := &auth.TokenError{Reason: auth.ReasonMissing, Err: errors.New(why)}
-			c.h.AuthFailed(err)
-			return err
-		}
-		typ, data, err := c.ws.Read(c.sess.Context())
-		if err != nil {
-			return nil, missing("no auth message in time")
-		}
-		req, err := decodeRequest(data)
-		if typ != websocket.MessageText || err != nil || req.Op != opAuth {
-			return nil, missing("the first message must be {\"op\":\"auth\",\"token\":...}")
-		}
-		c.h.ClientMessage(opAuth)
-		token, *id = req.Token, req.ID
+func (c *conn) readAuth() (token string, id []byte, err error) {
+	missing := func(why string) error {
+		err := &auth.TokenError{Reason: auth.ReasonMissing, Err: errors.New(why)}
+		c.h.AuthFailed(err)
+		return err
 	}
-	return c.h.Verify(c.sess.Context(), token)
+	typ, data, err := c.ws.Read(c.sess.Context())
+	if err != nil {
+		return "", nil, missing("no auth message in time")
+	}
+	req, err := decodeRequest(data)
+	if typ != websocket.MessageText || err != nil || req.Op != opAuth {
+		return "", nil, missing("the first message must be {\"op\":\"auth\",\"token\":...}")
+	}
+	c.h.ClientMessage(opAuth)
+	return req.Token, req.ID, nil
 }
 
 // readLoop reads client messages until the connection ends.
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(c.sess.Context())
+		// No context: coder/websocket would register a context.AfterFunc
+		// on the session's context for every Read, which an idle
+		// connection keeps (~300 bytes). The Read ends when the socket
+		// does, and every end of the session closes or cuts the socket
+		// (the writer's Close, Drain's cut, Finish).
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if s := websocket.CloseStatus(err); s == -1 && !errors.Is(err, context.Canceled) {
 				c.sess.Log().Debug("read ended", "err", err)
 			}
 			return
 		}
-		if typ != websocket.MessageText {
-			c.h.ClientMessage("invalid")
-			c.sess.Close(hub.CloseProtocolError, "binary frames are not part of syncgate.v1", false)
+		stop := false
+		if !c.sess.Handle(func() { stop = c.handle(typ, data) }) {
+			return
+		}
+		if stop {
 			c.waitClosed()
 			return
 		}
-		req, err := decodeRequest(data)
-		if err != nil {
-			c.h.ClientMessage("invalid")
-			c.sendError(req.ID, hub.CodeBadRequest, err.Error())
-			continue
-		}
-		c.h.ClientMessage(req.Op)
-		switch req.Op {
-		case opAuth:
-			c.refresh(req)
-		case opSubscribe:
-			c.subscribe(req)
-		case opUnsubscribe:
-			c.unsubscribe(req)
-		case opPing:
-			c.send(pongFrame{Op: "pong", ID: req.ID})
-		}
 	}
+}
+
+// handle handles one client message; it reports true when the connection
+// is closing (a binary frame) and only the close handshake is left.
+func (c *conn) handle(typ websocket.MessageType, data []byte) bool {
+	if typ != websocket.MessageText {
+		c.h.ClientMessage("invalid")
+		c.sess.Close(hub.CloseProtocolError, "binary frames are not part of syncgate.v1", false)
+		return true
+	}
+	req, err := decodeRequest(data)
+	if err != nil {
+		c.h.ClientMessage("invalid")
+		c.sendError(req.ID, hub.CodeBadRequest, err.Error())
+		return false
+	}
+	c.h.ClientMessage(req.Op)
+	switch req.Op {
+	case opAuth:
+		c.refresh(req)
+	case opSubscribe:
+		c.subscribe(req)
+	case opUnsubscribe:
+		c.unsubscribe(req)
+	case opPing:
+		c.send(pongFrame{Op: "pong", ID: req.ID})
+	}
+	return false
 }
 
 // waitClosed lets the writer finish its close handshake, reading (and

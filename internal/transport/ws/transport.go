@@ -61,8 +61,8 @@ func (t *transport) WriteEvents(sub *hub.Subscription, events []*hub.Message) er
 // WriteFrame writes a control frame as it is.
 func (t *transport) WriteFrame(f hub.Frame) error { return t.sock.Write(f.Data, t.abort) }
 
-// Flush does nothing: every frame was written whole.
-func (t *transport) Flush() error { return nil }
+// Flush sends the batch's frames: one write to the socket per batch.
+func (t *transport) Flush() error { return t.sock.Flush() }
 
 // Heartbeat pings the client; one that answers no ping within the write
 // timeout is stalled.
