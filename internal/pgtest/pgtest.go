@@ -140,27 +140,14 @@ func (s *Server) start() {
 	s.cmd, s.waitErr = cmd, waitErr
 	s.mu.Unlock()
 	s.t.Cleanup(func() { s.stop(syscall.SIGQUIT) })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	redistest.AwaitReady(s.t, fmt.Sprintf("postgres on port %d", s.Port), waitErr, logPath, 60*time.Second, "accept connections", func() bool {
 		c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-		if err == nil {
-			c.Close()
-			if s.ready() {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case err := <-waitErr:
-			waitErr <- err
-			log, _ := os.ReadFile(logPath)
-			s.t.Fatalf("postgres on port %d exited: %v\n%s", s.Port, err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("postgres on port %d not accepting connections within 60s", s.Port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.Close()
+		return s.ready()
+	})
 }
 
 // ready reports whether the server accepts queries (not starting up or in

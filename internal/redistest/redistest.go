@@ -107,20 +107,27 @@ func (s *Server) start() {
 	s.cmd, s.waitErr = cmd, waitErr
 	s.mu.Unlock()
 	s.t.Cleanup(func() { s.kill() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := ping(s.Addr()); err == nil {
-			return
-		}
+	AwaitReady(s.t, fmt.Sprintf("redis-server on port %d", s.Port), waitErr, filepath.Join(s.dir, "redis.log"),
+		10*time.Second, "answer PING", func() bool { return ping(s.Addr()) == nil })
+}
+
+// AwaitReady polls ready every 20 ms until it reports true. It fails t,
+// with the server's log at logPath, when the process ends first (its exit
+// arrives on waitErr, and is put back for whoever stops it), and when
+// within passes: "<what> did not <readiness> within <within>".
+func AwaitReady(t testing.TB, what string, waitErr chan error, logPath string, within time.Duration, readiness string, ready func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ready() {
 		select {
 		case err := <-waitErr:
 			waitErr <- err
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.t.Fatalf("redis-server on port %d exited: %v\n%s", s.Port, err, log)
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("%s exited: %v\n%s", what, err, log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d did not answer PING within 10s", s.Port)
+			t.Fatalf("%s did not %s within %s", what, readiness, within)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
