@@ -12,39 +12,6 @@ import (
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
-func gauge(t *testing.T, n *wstest.Node, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := n.Metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() != labels[i+1] {
-						continue metric
-					}
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
-}
-
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wstest.Wait)
@@ -63,23 +30,23 @@ func await(t *testing.T, what string, cond func() bool) {
 func TestMetricsMoveWithTraffic(t *testing.T) {
 	n := wstest.StartNode(t, wstest.NodeConfig{})
 	c := wstest.Dial(t, n.WSURL(), wstest.DialOptions{Token: wstest.Token(t, "user-7", time.Hour, []string{"proj-secret"}, nil, nil)})
-	if got := gauge(t, n, "syncgate_connections"); got != 1 {
+	if got := n.Metric(t, "syncgate_connections"); got != 1 {
 		t.Fatalf("connections %v, want 1", got)
 	}
 	c.Subscribe("s", "proj-secret", "coll-secret", "")
-	if got := gauge(t, n, "syncgate_subscriptions"); got != 1 {
+	if got := n.Metric(t, "syncgate_subscriptions"); got != 1 {
 		t.Fatalf("subscriptions %v, want 1", got)
 	}
 	n.Publish(t, wstest.Doc("proj-secret", "coll-secret", 1), wstest.Doc("proj-secret", "coll-secret", 2))
 	c.Events(2)
-	await(t, "delivered 2", func() bool { return gauge(t, n, "syncgate_events_delivered_total") == 2 })
-	if got := gauge(t, n, "syncgate_events_published_total"); got != 2 {
+	await(t, "delivered 2", func() bool { return n.Metric(t, "syncgate_events_delivered_total") == 2 })
+	if got := n.Metric(t, "syncgate_events_published_total"); got != 2 {
 		t.Fatalf("published %v, want 2", got)
 	}
-	if got := gauge(t, n, "syncgate_delivery_latency_seconds"); got != 2 {
+	if got := n.Metric(t, "syncgate_delivery_latency_seconds"); got != 2 {
 		t.Fatalf("latency observations %v, want 2", got)
 	}
-	if got := gauge(t, n, "syncgate_client_messages_total", "op", "subscribe"); got != 1 {
+	if got := n.Metric(t, "syncgate_client_messages_total", "op", "subscribe"); got != 1 {
 		t.Fatalf("subscribe messages %v, want 1", got)
 	}
 	bad, err := wstest.TryDial(t, n.WSURL(), wstest.DialOptions{Token: "x.y.z"})
@@ -87,14 +54,14 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad.Closed()
-	await(t, "auth failure", func() bool { return gauge(t, n, "syncgate_auth_failures_total", "reason", "malformed") == 1 })
+	await(t, "auth failure", func() bool { return n.Metric(t, "syncgate_auth_failures_total", "reason", "malformed") == 1 })
 	n.PublishRaw(t, "wrong-key", []byte(`{}`))
-	if got := gauge(t, n, "syncgate_auth_failures_total", "reason", "publish_key"); got != 1 {
+	if got := n.Metric(t, "syncgate_auth_failures_total", "reason", "publish_key"); got != 1 {
 		t.Fatalf("publish key failures %v, want 1", got)
 	}
 	c.Send(`{"op":"unsubscribe","id":"u","project":"proj-secret","collection":"coll-secret"}`)
 	c.Expect("unsubscribed")
-	if got := gauge(t, n, "syncgate_subscriptions"); got != 0 {
+	if got := n.Metric(t, "syncgate_subscriptions"); got != 0 {
 		t.Fatalf("subscriptions %v after unsubscribe, want 0", got)
 	}
 

@@ -86,7 +86,8 @@ func (b *LogBuffer) Lines(s string) []string {
 }
 
 // Metric sums the samples of the metric name whose labels include every
-// name=value pair given (e.g. "code", "4008").
+// name=value pair given (e.g. "code", "4008"); a histogram's sample is its
+// count of observations.
 func (n *Node) Metric(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := n.Metrics.Registry.Gather()
@@ -116,6 +117,8 @@ func (n *Node) Metric(t testing.TB, name string, labels ...string) float64 {
 				sum += m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				sum += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}
