@@ -3,6 +3,7 @@ package wstest
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -41,6 +42,9 @@ type NodeConfig struct {
 	SSE sse.Config
 	// Verifier overrides the HS256 verifier built from Secret.
 	Verifier hub.TokenVerifier
+	// SocketIO, when set, makes the handler mounted at /socket.io/ on the
+	// node's hub (a transport package's tests pass their server).
+	SocketIO func(h *hub.Hub) (http.Handler, error)
 }
 
 // StartNode starts a gateway on a loopback port; it stops at test cleanup.
@@ -75,12 +79,19 @@ func StartNode(t testing.TB, cfg NodeConfig) *Node {
 		cancel()
 		t.Fatal(err)
 	}
+	var sio http.Handler
+	if cfg.SocketIO != nil {
+		if sio, err = cfg.SocketIO(h); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
 	var ready func() error
 	if c, ok := cfg.Backplane.(backplane.Checker); ok {
 		ready = c.Ready
 	}
 	srv := httptest.NewServer(server.Handler(server.Config{
-		Hub: h, WS: ws.New(h), SSE: sse.New(h, cfg.SSE), Publisher: cfg.Backplane, Ready: ready, Keys: auth.ParseKeys(Key),
+		Hub: h, WS: ws.New(h), SSE: sse.New(h, cfg.SSE), SocketIO: sio, Publisher: cfg.Backplane, Ready: ready, Keys: auth.ParseKeys(Key),
 		Metrics: cfg.Hub.Metrics, Logger: cfg.Hub.Logger,
 	}))
 	n := &Node{URL: srv.URL, Hub: h, BP: cfg.Backplane, Metrics: cfg.Hub.Metrics, srv: srv, cancel: cancel}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +18,6 @@ import (
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/metrics"
-	"github.com/syncgate/syncgate/internal/server"
 	"github.com/syncgate/syncgate/internal/transport/socketio"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
@@ -31,8 +29,6 @@ const wait = 10 * time.Second
 type node struct {
 	*wstest.Node // URL, BP and Metrics; Publish works through it
 	SIO          *socketio.Server
-	srv          *httptest.Server
-	cancel       context.CancelFunc
 }
 
 // nodeConfig tunes a test node: the hub's settings (embedded, so
@@ -57,38 +53,15 @@ func startNode(t testing.TB, bp backplane.Backplane, tune func(*nodeConfig)) *no
 	if tune != nil {
 		tune(&cfg)
 	}
-	h, err := hub.New(cfg.Config, bp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sio, err := socketio.New(h, cfg.SIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := h.Start(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(server.Handler(server.Config{
-		Hub: h, SocketIO: sio, Publisher: bp, Keys: auth.ParseKeys(wstest.Key), Metrics: m, Logger: log,
-	}))
-	n := &node{Node: &wstest.Node{URL: srv.URL, Hub: h, BP: bp, Metrics: m}, SIO: sio, srv: srv, cancel: cancel}
-	t.Cleanup(n.stop)
+	var sio *socketio.Server
+	n := &node{Node: wstest.StartNode(t, wstest.NodeConfig{Hub: cfg.Config, Backplane: bp,
+		SocketIO: func(h *hub.Hub) (http.Handler, error) {
+			s, err := socketio.New(h, cfg.SIO)
+			sio = s
+			return s, err
+		}})}
+	n.SIO = sio
 	return n
-}
-
-func (n *node) stop() {
-	if n.cancel == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = n.Hub.Drain(ctx, 0)
-	n.srv.Close()
-	n.cancel()
-	_ = n.BP.Close()
-	n.cancel = nil
 }
 
 func (n *node) sioURL(query string) string {
