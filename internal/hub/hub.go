@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -22,7 +23,8 @@ type TokenVerifier interface {
 }
 
 // Config configures a Hub: the node's limits, which every transport shares.
-// A zero field means its documented default.
+// A zero field means its documented default; a negative one is an error
+// (New refuses it).
 type Config struct {
 	// Verifier checks client tokens. Required.
 	Verifier TokenVerifier
@@ -61,26 +63,60 @@ type Config struct {
 	Metrics *metrics.Metrics
 }
 
+// Validate names the first bad field and its value: every limit and
+// duration is zero (its default) or positive, and MaxConnections zero (no
+// limit) or positive.
+func (c *Config) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxSubscriptions", int64(c.MaxSubscriptions)},
+		{"MaxQueueBytes", int64(c.MaxQueueBytes)},
+		{"MaxPendingEvents", int64(c.MaxPendingEvents)},
+		{"MaxMessageBytes", c.MaxMessageBytes},
+		{"MaxConnections", int64(c.MaxConnections)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("hub: Config.%s=%d: must not be negative", f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"AuthTimeout", c.AuthTimeout},
+		{"WriteTimeout", c.WriteTimeout},
+		{"PingInterval", c.PingInterval},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("hub: Config.%s=%s: must not be negative", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// setDefaults fills the zero fields of a validated Config.
 func (c *Config) setDefaults() {
-	if c.MaxSubscriptions <= 0 {
+	if c.MaxSubscriptions == 0 {
 		c.MaxSubscriptions = 100
 	}
-	if c.MaxQueueBytes <= 0 {
+	if c.MaxQueueBytes == 0 {
 		c.MaxQueueBytes = 8 << 20
 	}
-	if c.MaxPendingEvents <= 0 {
+	if c.MaxPendingEvents == 0 {
 		c.MaxPendingEvents = 10000
 	}
-	if c.MaxMessageBytes <= 0 {
+	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
 	}
-	if c.AuthTimeout <= 0 {
+	if c.AuthTimeout == 0 {
 		c.AuthTimeout = 10 * time.Second
 	}
-	if c.WriteTimeout <= 0 {
+	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
-	if c.PingInterval <= 0 {
+	if c.PingInterval == 0 {
 		c.PingInterval = 25 * time.Second
 	}
 	if c.Logger == nil {
@@ -123,6 +159,9 @@ func New(cfg Config, bp backplane.Backplane) (*Hub, error) {
 	}
 	if bp == nil {
 		return nil, errors.New("hub: a backplane is required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	cfg.setDefaults()
 	if cfg.History == nil {
