@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,6 +67,13 @@ type Report struct {
 		GoroutinesPerConn    float64         `json:"goroutines_per_conn"`
 		CPUSecondsRun        float64         `json:"cpu_seconds_run"`
 		CPUMicrosPerDelivery float64         `json:"cpu_us_per_delivery"`
+		// From the gateways' metrics over the run: events per frame
+		// written, and the bucket bounds (ms) holding the median and the
+		// 99th percentile of publish → write, the gateway's share of the
+		// latency (the client's read is not in it).
+		EventsPerFrame float64 `json:"events_per_frame"`
+		LatencyP50Max  float64 `json:"delivery_latency_p50_le_ms"`
+		LatencyP99Max  float64 `json:"delivery_latency_p99_le_ms"`
 	} `json:"gateway"`
 	// Machine is CPU use from the idle sample to the end, in cores:
 	// OtherCores is everything else on the machine, the noise to judge
@@ -144,6 +153,10 @@ func (rep *Report) WriteTable(w io.Writer) {
 		row("per connection", "rss %.1f KiB, heap %.1f KiB, stacks %.1f KiB, %.2f goroutines (idle, after settle)",
 			g.RSSPerConn/1024, g.HeapPerConn/1024, g.StackPerConn/1024, g.GoroutinesPerConn)
 	}
+	if g.EventsPerFrame != 0 {
+		row("gateway view", "%.2f events per frame; publish → written p50 ≤ %s, p99 ≤ %s (its histogram's bucket bounds)",
+			g.EventsPerFrame, bound(g.LatencyP50Max), bound(g.LatencyP99Max))
+	}
 	if g.CPUMicrosPerDelivery != 0 {
 		row("gateway cpu", "%.2fs during the run, %.3f µs per delivery", g.CPUSecondsRun, g.CPUMicrosPerDelivery)
 	}
@@ -163,6 +176,13 @@ func (rep *Report) WriteTable(w io.Writer) {
 		row("result", "NOT CLEAN: %s", strings.Join(rep.Problems, "; "))
 	}
 	tw.Flush()
+}
+
+func bound(ms float64) string {
+	if math.IsInf(ms, 1) {
+		return "∞ (beyond the last bucket)"
+	}
+	return strconv.FormatFloat(ms, 'g', 4, 64) + " ms"
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -71,6 +71,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.setPhase("connect")
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	defer stopReaders()
+	defer r.closeAll() // the readers read without a context: closing ends them
 	t0 := time.Now()
 	r.connect(ctx, readCtx)
 	rep.Connections.Seconds = time.Since(t0).Seconds()
@@ -125,17 +126,24 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.setPhase("close")
 	disconnectsBeforeClose := r.ctr.disconnects.Load()
 	stopReaders()
+	clients := r.closeAll()
+	r.readersWG.Wait()
+	stopProgress()
+
+	r.fill(rep, clients, pubStart, pubEnd, disconnectsBeforeClose)
+	return rep, nil
+}
+
+// closeAll closes every client's connection, which ends its reader, and
+// returns the clients.
+func (r *runner) closeAll() []*client {
 	r.mu.Lock()
 	clients := r.clients
 	r.mu.Unlock()
 	for _, c := range clients {
 		c.ws.CloseNow()
 	}
-	r.readersWG.Wait()
-	stopProgress()
-
-	r.fill(rep, clients, pubStart, pubEnd, disconnectsBeforeClose)
-	return rep, nil
+	return clients
 }
 
 // connect opens cfg.Conns connections at cfg.Ramp per second with at most
@@ -332,6 +340,20 @@ func (r *runner) fill(rep *Report, clients []*client, pubStart, pubEnd time.Time
 		g.CPUSecondsRun = cpu
 		g.CPUMicrosPerDelivery = cpu * 1e6 / float64(d.Received)
 	}
+	if len(g.End) > 0 && len(g.End) == len(g.Idle) {
+		var events, frames float64
+		var from, to []Bucket
+		for i := range g.End {
+			events += g.End[i].Events - g.Idle[i].Events
+			frames += g.End[i].Frames - g.Idle[i].Frames
+			from, to = addBuckets(from, g.Idle[i].Latency), addBuckets(to, g.End[i].Latency)
+		}
+		if frames > 0 {
+			g.EventsPerFrame = events / frames
+		}
+		g.LatencyP50Max = bucketQuantile(from, to, .5) * 1000
+		g.LatencyP99Max = bucketQuantile(from, to, .99) * 1000
+	}
 
 	// Verdict: every anomaly is named.
 	if cr.Failed > 0 {
@@ -366,4 +388,19 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// addBuckets adds histogram b to sum, bucket by bucket (the gateways run
+// one binary: the same bounds); a sum of nothing is b.
+func addBuckets(sum, b []Bucket) []Bucket {
+	if len(sum) == 0 {
+		return append([]Bucket(nil), b...)
+	}
+	if len(b) != len(sum) {
+		return sum
+	}
+	for i := range sum {
+		sum[i].Count += b[i].Count
+	}
+	return sum
 }
