@@ -37,7 +37,7 @@ type clientSub struct {
 	stream     int
 	project    string
 	collection string
-	seq        SeqChecker
+	seq        []SeqChecker // one per lane of the stream (config.lanes)
 }
 
 // counters shared by every client, read by the progress line.
@@ -96,7 +96,7 @@ func (r *runner) dial(ctx context.Context, n int) (*client, error) {
 	for j := 0; j < cfg.Subs; j++ {
 		k := (n*cfg.Subs + j) % cfg.streams()
 		p, col := cfg.stream(k)
-		c.subs = append(c.subs, &clientSub{stream: k, project: p, collection: col})
+		c.subs = append(c.subs, &clientSub{stream: k, project: p, collection: col, seq: make([]SeqChecker, cfg.lanes())})
 		req = fmt.Appendf(req[:0], `{"op":"subscribe","id":%d,"project":%q,"collection":%q}`, j, p, col)
 		if err := ws.Write(dctx, websocket.MessageText, req); err != nil {
 			ws.CloseNow()
@@ -197,6 +197,7 @@ var (
 	collKey      = []byte(`","collection":"`)
 	docKey       = []byte(`"document":{"seq":`)
 	tKey         = []byte(`,"t":`)
+	laneKey      = []byte(`,"l":`)
 )
 
 // handleFrame checks one frame and returns how many events it held. It
@@ -255,7 +256,15 @@ func (r *runner) handleFrame(c *client, b []byte, now time.Time) (int, error) {
 			return n, fmt.Errorf("event document without t in %.100q", b)
 		}
 		rest = rest[m:]
-		sub.seq.Observe(seq)
+		lane := 0
+		if bytes.HasPrefix(rest, laneKey) {
+			l, m := parseUint(rest[len(laneKey):])
+			if m == 0 || l >= uint64(len(sub.seq)) {
+				return n, fmt.Errorf("event document with a bad lane in %.100q", b)
+			}
+			lane, rest = int(l), rest[len(laneKey)+m:]
+		}
+		sub.seq[lane].Observe(seq)
 		r.latency.Record(now.Sub(time.Unix(0, int64(t))))
 		n++
 	}

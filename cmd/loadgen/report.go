@@ -39,24 +39,9 @@ type Report struct {
 		RequestLatency Latency `json:"request_latency"`
 		FirstError     string  `json:"first_error,omitempty"`
 	} `json:"publish"`
-	Delivery struct {
-		Expected             uint64  `json:"expected"`
-		Received             uint64  `json:"received"`
-		Missing              uint64  `json:"missing"`
-		Reordered            uint64  `json:"reordered"`
-		Duplicates           uint64  `json:"duplicates"`
-		Unexpected           uint64  `json:"unexpected"`
-		ClientsWithAnomalies int     `json:"clients_with_anomalies"`
-		ProtocolErrors       uint64  `json:"protocol_errors"`
-		FirstProtocolError   string  `json:"first_protocol_error,omitempty"`
-		HolesOverflow        bool    `json:"holes_overflow,omitempty"`
-		Frames               int64   `json:"frames"`
-		EventsPerFrame       float64 `json:"events_per_frame"`
-		Seconds              float64 `json:"seconds"`
-		PerSec               float64 `json:"deliveries_per_sec"`
-	} `json:"delivery"`
-	Latency Latency `json:"latency"`
-	Gateway struct {
+	Delivery DeliveryReport `json:"delivery"`
+	Latency  Latency        `json:"latency"`
+	Gateway  struct {
 		Baseline             []GatewaySample `json:"baseline,omitempty"`
 		Idle                 []GatewaySample `json:"idle,omitempty"`
 		Held                 []GatewaySample `json:"held,omitempty"`
@@ -87,6 +72,25 @@ type Report struct {
 	} `json:"machine"`
 	Problems []string `json:"problems"`
 	Notes    []string `json:"notes,omitempty"`
+}
+
+// DeliveryReport is what the subscriptions received against what was
+// published.
+type DeliveryReport struct {
+	Expected             uint64  `json:"expected"`
+	Received             uint64  `json:"received"`
+	Missing              uint64  `json:"missing"`
+	Reordered            uint64  `json:"reordered"`
+	Duplicates           uint64  `json:"duplicates"`
+	Unexpected           uint64  `json:"unexpected"`
+	ClientsWithAnomalies int     `json:"clients_with_anomalies"`
+	ProtocolErrors       uint64  `json:"protocol_errors"`
+	FirstProtocolError   string  `json:"first_protocol_error,omitempty"`
+	HolesOverflow        bool    `json:"holes_overflow,omitempty"`
+	Frames               int64   `json:"frames"`
+	EventsPerFrame       float64 `json:"events_per_frame"`
+	Seconds              float64 `json:"seconds"`
+	PerSec               float64 `json:"deliveries_per_sec"`
 }
 
 // ReportConfig is the part of the configuration that shapes the figures.

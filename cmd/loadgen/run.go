@@ -40,7 +40,7 @@ func (r *runner) setPhase(p string) { r.phase.Store(&p) }
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	cfg := r.cfg
 	rep := &Report{Label: cfg.Label, Config: reportConfig(cfg), Started: time.Now().UTC()}
-	r.pub.seqs = make([]atomic.Uint64, cfg.streams())
+	r.pub.seqs = make([]atomic.Uint64, cfg.streams()*cfg.lanes())
 	r.dialErrs = map[string]int{}
 	r.dialers = newDialers(cfg.SourceFirst, cfg.SourceIPs)
 
@@ -51,9 +51,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		fmt.Fprintln(r.stderr, "loadgen: warning:", warn)
 	}
 
-	var pub *publisher.Publisher
+	var pub []*publisher.Publisher
 	if cfg.Duration > 0 {
-		p, closePub, err := newPublisher(cfg)
+		p, closePub, err := newPublishers(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("publisher: %w", err)
 		}
@@ -202,7 +202,9 @@ func (r *runner) expected() int64 {
 	var n int64
 	for _, c := range r.clients {
 		for _, s := range c.subs {
-			n += int64(r.pub.seqs[s.stream].Load())
+			for j := range s.seq {
+				n += int64(r.pub.seqs[r.cfg.lane(s.stream, j)].Load())
+			}
 		}
 	}
 	return n
@@ -277,16 +279,8 @@ func (r *runner) fill(rep *Report, clients []*client, pubStart, pubEnd time.Time
 		}
 		lossy := false
 		for _, s := range c.subs {
-			res := s.seq.Result(r.pub.seqs[s.stream].Load())
-			d.Expected += res.Expected
-			d.Received += res.Received
-			d.Missing += res.Missing
-			d.Reordered += res.Reordered
-			d.Duplicates += res.Duplicates
-			d.Unexpected += res.Unexpected
-			d.HolesOverflow = d.HolesOverflow || res.Overflow
-			if res.Missing > 0 || res.Reordered > 0 || res.Duplicates > 0 || res.Unexpected > 0 {
-				lossy = true
+			for j := range s.seq {
+				r.addResult(d, s.seq[j].Result(r.pub.seqs[cfg.lane(s.stream, j)].Load()), &lossy)
 			}
 		}
 		if lossy {
@@ -403,4 +397,19 @@ func addBuckets(sum, b []Bucket) []Bucket {
 		sum[i].Count += b[i].Count
 	}
 	return sum
+}
+
+// addResult adds one lane's result to the delivery figures, setting lossy
+// on any anomaly.
+func (r *runner) addResult(d *DeliveryReport, res SeqResult, lossy *bool) {
+	d.Expected += res.Expected
+	d.Received += res.Received
+	d.Missing += res.Missing
+	d.Reordered += res.Reordered
+	d.Duplicates += res.Duplicates
+	d.Unexpected += res.Unexpected
+	d.HolesOverflow = d.HolesOverflow || res.Overflow
+	if res.Missing > 0 || res.Reordered > 0 || res.Duplicates > 0 || res.Unexpected > 0 {
+		*lossy = true
+	}
 }
