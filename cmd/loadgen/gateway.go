@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ type GatewaySample struct {
 }
 
 // Bucket is one cumulative histogram bucket: Count observations ≤ LE
-// seconds.
+// seconds; the last bucket's LE is math.MaxFloat64 (Prometheus' +Inf).
 type Bucket struct {
 	LE    float64 `json:"le"`
 	Count float64 `json:"count"`
@@ -143,7 +144,10 @@ func parseExposition(r io.Reader) (map[string]float64, []Bucket, error) {
 			if !ok {
 				continue
 			}
-			b, err1 := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+			b, err1 := strconv.ParseFloat(le, 64)
+			if math.IsInf(b, 1) {
+				b = math.MaxFloat64 // "+Inf": JSON has no infinity
+			}
 			n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
 			if err1 == nil && err2 == nil {
 				lat = append(lat, Bucket{LE: b, Count: n})
@@ -166,7 +170,8 @@ func parseExposition(r io.Reader) (map[string]float64, []Bucket, error) {
 
 // bucketQuantile is the upper bound of the bucket holding quantile q of
 // the observations between two cumulative samples of one histogram (from
-// and to, the same buckets), or 0 when there are none: "at most this".
+// and to, the same buckets), or 0 when there are none: "at most this";
+// math.MaxFloat64 when it lies past the last finite bound.
 func bucketQuantile(from, to []Bucket, q float64) float64 {
 	if len(to) == 0 || (len(from) > 0 && len(from) != len(to)) {
 		return 0

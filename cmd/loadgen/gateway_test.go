@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ syncgate_events_dropped_total{reason="audience"} 7
 	if _, ok := m[`syncgate_events_dropped_total{reason="audience"}`]; ok || len(m) != 3 {
 		t.Fatalf("labelled series read as samples: %v", m)
 	}
-	want := []Bucket{{.005, 10}, {.01, 50}, {math.Inf(1), 100}}
+	want := []Bucket{{.005, 10}, {.01, 50}, {math.MaxFloat64, 100}}
 	if len(lat) != len(want) {
 		t.Fatalf("buckets %v, want %v", lat, want)
 	}
@@ -39,13 +40,16 @@ syncgate_events_dropped_total{reason="audience"} 7
 			t.Fatalf("buckets %v, want %v", lat, want)
 		}
 	}
+	if _, err := json.Marshal(GatewaySample{Latency: lat}); err != nil {
+		t.Fatalf("a sample with the +Inf bucket does not encode: %v", err)
+	}
 }
 
 // TestBucketQuantile takes quantiles of what a histogram gained between
 // two samples, as bucket upper bounds.
 func TestBucketQuantile(t *testing.T) {
-	from := []Bucket{{.005, 10}, {.01, 10}, {.05, 10}, {math.Inf(1), 10}}
-	to := []Bucket{{.005, 10}, {.01, 60}, {.05, 109}, {math.Inf(1), 110}}
+	from := []Bucket{{.005, 10}, {.01, 10}, {.05, 10}, {math.MaxFloat64, 10}}
+	to := []Bucket{{.005, 10}, {.01, 60}, {.05, 109}, {math.MaxFloat64, 110}}
 	for _, tc := range []struct {
 		name     string
 		from, to []Bucket
@@ -53,7 +57,7 @@ func TestBucketQuantile(t *testing.T) {
 	}{
 		{"median of the gain", from, to, .5, .01},
 		{"p99 of the gain", from, to, .99, .05},
-		{"tail past the last bound", from, to, .999, math.Inf(1)},
+		{"tail past the last bound", from, to, .999, math.MaxFloat64},
 		{"no earlier sample", nil, to, .05, .005},
 		{"nothing gained", to, to, .5, 0},
 		{"different bounds", from[:2], to, .5, 0},

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,7 +54,8 @@ type Report struct {
 		// From the gateways' metrics over the run: events per frame
 		// written, and the bucket bounds (ms) holding the median and the
 		// 99th percentile of publish → write, the gateway's share of the
-		// latency (the client's read is not in it).
+		// latency (the client's read is not in it); -1 is past the last
+		// finite bound.
 		EventsPerFrame float64 `json:"events_per_frame"`
 		LatencyP50Max  float64 `json:"delivery_latency_p50_le_ms"`
 		LatencyP99Max  float64 `json:"delivery_latency_p99_le_ms"`
@@ -183,7 +183,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 }
 
 func bound(ms float64) string {
-	if math.IsInf(ms, 1) {
+	if ms < 0 {
 		return "∞ (beyond the last bucket)"
 	}
 	return strconv.FormatFloat(ms, 'g', 4, 64) + " ms"

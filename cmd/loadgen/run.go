@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -345,8 +346,8 @@ func (r *runner) fill(rep *Report, clients []*client, pubStart, pubEnd time.Time
 		if frames > 0 {
 			g.EventsPerFrame = events / frames
 		}
-		g.LatencyP50Max = bucketQuantile(from, to, .5) * 1000
-		g.LatencyP99Max = bucketQuantile(from, to, .99) * 1000
+		g.LatencyP50Max = boundMillis(bucketQuantile(from, to, .5))
+		g.LatencyP99Max = boundMillis(bucketQuantile(from, to, .99))
 	}
 
 	// Verdict: every anomaly is named.
@@ -412,4 +413,13 @@ func (r *runner) addResult(d *DeliveryReport, res SeqResult, lossy *bool) {
 	if res.Missing > 0 || res.Reordered > 0 || res.Duplicates > 0 || res.Unexpected > 0 {
 		*lossy = true
 	}
+}
+
+// boundMillis is a bucket bound in milliseconds, -1 for the last
+// (unbounded) bucket.
+func boundMillis(le float64) float64 {
+	if le == math.MaxFloat64 {
+		return -1
+	}
+	return le * 1000
 }
