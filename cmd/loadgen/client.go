@@ -23,7 +23,8 @@ import (
 // goroutine owns subs; the run reads them only after the reader ended.
 type client struct {
 	n       int
-	ws      *websocket.Conn
+	ws      *websocket.Conn // -transport ws
+	sse     *sseStream      // -transport sse
 	subs    []*clientSub
 	live    int    // subscriptions confirmed by `subscribed`
 	closed  int    // close code when the gateway closed it, -1 for no close frame
@@ -65,10 +66,37 @@ func newDialers(first, n int) dialers {
 	return d
 }
 
+// next reads the client's next frame (a WebSocket message, or an SSE
+// message's data) into buf.
+func (c *client) next(buf []byte) ([]byte, error) {
+	if c.sse != nil {
+		_, buf, err := c.sse.next(buf)
+		return buf, err
+	}
+	// Read without a context: coder/websocket registers and removes a
+	// context.AfterFunc per Reader call with a cancellable one, ~18% of
+	// the load generator's CPU at 2,000 connections, which then sat in
+	// the latency figures as the client's own delay. The run ends the
+	// reads by closing the connections.
+	return readFrame(context.Background(), c.ws, buf)
+}
+
+// close ends the client's connection, which ends its reader.
+func (c *client) close() {
+	if c.sse != nil {
+		c.sse.close()
+		return
+	}
+	c.ws.CloseNow()
+}
+
 // dial connects client n, authenticates with a freshly minted token, and
 // subscribes to its streams; it returns once every subscription is live.
 func (r *runner) dial(ctx context.Context, n int) (*client, error) {
 	cfg := r.cfg
+	if cfg.Transport == "sse" {
+		return r.dialSSE(ctx, n)
+	}
 	base := cfg.URLs[n%len(cfg.URLs)]
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/v1/ws"
 	token, err := auth.SignHS256([]byte(cfg.Secret), auth.Claims{
@@ -161,16 +189,15 @@ func (r *runner) read(ctx context.Context, c *client) {
 	buf := make([]byte, 0, 4096)
 	var err error
 	for {
-		// Read without a context: coder/websocket registers and removes a
-		// context.AfterFunc per Reader call with a cancellable one, ~18% of
-		// the load generator's CPU at 2,000 connections, which then sat in
-		// the latency figures as the client's own delay. The run ends the
-		// reads by closing the connections (after cancelling ctx, which
-		// tells our closes from the gateway's).
-		buf, err = readFrame(context.Background(), c.ws, buf)
+		// ctx ends before the run closes the connections: it tells our
+		// closes from the gateway's.
+		buf, err = c.next(buf)
 		if err != nil {
 			if ctx.Err() == nil {
-				c.closed = int(websocket.CloseStatus(err))
+				c.closed = -1
+				if c.ws != nil {
+					c.closed = int(websocket.CloseStatus(err))
+				}
 				c.errMsg = err.Error()
 				r.ctr.disconnects.Add(1)
 			}

@@ -15,6 +15,7 @@ import (
 type config struct {
 	URLs          []string // gateway base URLs (http://host:port); clients spread over them
 	PublishURLs   []string // base URLs publishing posts to (worker w uses PublishURLs[w mod len]); default URLs[0]
+	Transport     string   // ws (/v1/ws) or sse (/v1/sse)
 	Conns         int
 	Subs          int // subscriptions per connection
 	Projects      int
@@ -56,7 +57,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	urls := fs.String("url", "http://127.0.0.1:8080", "gateway base URL(s), comma-separated; connections are spread round-robin")
 	purls := fs.String("publish-url", "", "base URL(s), comma-separated, to publish to over HTTP; publisher w posts to the (w mod n)-th, so each stream still goes through one (default: the first -url; \"all\": every -url)")
-	fs.IntVar(&c.Conns, "conns", 100, "WebSocket connections to open")
+	fs.StringVar(&c.Transport, "transport", "ws", "how clients subscribe: ws (WebSocket, /v1/ws) or sse (Server-Sent Events, /v1/sse, one stream with a sub= per subscription)")
+	fs.IntVar(&c.Conns, "conns", 100, "client connections to open")
 	fs.IntVar(&c.Subs, "subs", 1, "subscriptions per connection")
 	fs.IntVar(&c.Projects, "projects", 1, "projects")
 	fs.IntVar(&c.Collections, "collections", 1, "collections per project; connection i subscribes to streams (i*subs+j) mod (projects*collections)")
@@ -147,6 +149,9 @@ func (c *config) validate() error {
 	}
 	if c.SourceIPs < 1 || c.SourceFirst < 1 || c.SourceFirst+c.SourceIPs-1 > 254 {
 		bad("-source-ip-first %d -source-ips %d: the addresses must lie in 127.0.0.1..127.0.0.254", c.SourceFirst, c.SourceIPs)
+	}
+	if c.Transport != "ws" && c.Transport != "sse" {
+		bad("-transport %q: want ws or sse", c.Transport)
 	}
 	if c.DialConc < 1 {
 		bad("-dial-concurrency must be ≥ 1")

@@ -15,12 +15,14 @@ import (
 )
 
 // TestRunAgainstGateway drives an in-process gateway end to end, over two
-// loopback source addresses, in each publishing mode that needs no Redis,
-// and checks the counts: every connection live, every published event
+// loopback source addresses, in each publishing mode that needs no Redis
+// and over both client transports (WebSocket and SSE), and checks the
+// counts: every connection live, every published event
 // delivered exactly once and in order to each of its subscribers.
 func TestRunAgainstGateway(t *testing.T) {
-	for _, mode := range []string{"http", "http-batch"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct{ mode, transport string }{{"http", "ws"}, {"http-batch", "ws"}, {"http-batch", "sse"}} {
+		mode := tc.mode
+		t.Run(mode+"-"+tc.transport, func(t *testing.T) {
 			node := wstest.StartNode(t, wstest.NodeConfig{})
 			out := filepath.Join(t.TempDir(), "report.json")
 			const conns, subs, collections = 30, 2, 5
@@ -29,7 +31,7 @@ func TestRunAgainstGateway(t *testing.T) {
 				"-conns", strconv.Itoa(conns), "-subs", strconv.Itoa(subs), "-collections", strconv.Itoa(collections),
 				"-source-ips", "2", "-rate", "400", "-duration", "1s", "-publish", mode, "-batch", "7",
 				"-publishers", "2", "-size", "300", "-settle", "0", "-progress", "0", "-drain", "10s",
-				"-json", out, "-label", "e2e",
+				"-json", out, "-label", "e2e", "-transport", tc.transport,
 			}
 			var stdout, stderr bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)

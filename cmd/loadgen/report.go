@@ -96,6 +96,7 @@ type DeliveryReport struct {
 // ReportConfig is the part of the configuration that shapes the figures.
 type ReportConfig struct {
 	URLs        []string `json:"urls"`
+	Transport   string   `json:"transport"`
 	Conns       int      `json:"conns"`
 	Subs        int      `json:"subs"`
 	Projects    int      `json:"projects"`
@@ -111,7 +112,7 @@ type ReportConfig struct {
 }
 
 func reportConfig(c *config) ReportConfig {
-	return ReportConfig{URLs: c.URLs, Conns: c.Conns, Subs: c.Subs, Projects: c.Projects, Collections: c.Collections,
+	return ReportConfig{URLs: c.URLs, Transport: c.Transport, Conns: c.Conns, Subs: c.Subs, Projects: c.Projects, Collections: c.Collections,
 		Rate: c.Rate, Size: c.Size, Duration: c.Duration.String(), Mode: c.Mode, Batch: c.Batch, Interval: c.Interval.String(), Publishers: c.Publishers,
 		SourceIPs: c.SourceIPs}
 }
@@ -124,7 +125,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 	if rep.Label != "" {
 		row("run", "%s", rep.Label)
 	}
-	row("load", "%d conns × %d subs over %d streams; %s publish at %.0f ev/s, %d B, %s", c.Conns, c.Subs,
+	row("load", "%d %s conns × %d subs over %d streams; %s publish at %.0f ev/s, %d B, %s", c.Conns, c.Transport, c.Subs,
 		c.Projects*c.Collections, c.Mode, c.Rate, c.Size, c.Duration)
 	cn := rep.Connections
 	row("connections", "%d established, %d failed, %d dropped during run (%.1fs to connect; nofile %d)",

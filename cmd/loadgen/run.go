@@ -142,7 +142,7 @@ func (r *runner) closeAll() []*client {
 	clients := r.clients
 	r.mu.Unlock()
 	for _, c := range clients {
-		c.ws.CloseNow()
+		c.close()
 	}
 	return clients
 }
