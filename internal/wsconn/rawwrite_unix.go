@@ -13,9 +13,10 @@ import (
 // for room: it returns how many bytes the kernel took, and done when that
 // is all of them or an error ended the write. Not done (the send buffer is
 // full) means the caller writes the rest with a deadline. It needs no
-// deadline of its own, so a flush the kernel takes at once (the send
-// buffer's room is checked before every frame, Socket.Write) saves the
-// two SetWriteDeadline calls of a bounded write.
+// deadline of its own, so a flush the kernel takes at once — the usual
+// case: a batch is a few KiB, and where Socket.Write can see the send
+// buffer it starts no frame that would not fit — saves the two
+// SetWriteDeadline calls of a bounded write.
 func writeNoWait(rc syscall.RawConn, c net.Conn, b []byte) (n int, done bool, err error) {
 	w := rawWriters.Get().(*rawWriter)
 	w.b, w.n, w.done, w.err = b, 0, true, nil
