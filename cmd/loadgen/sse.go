@@ -49,10 +49,15 @@ func (r *runner) dialSSE(ctx context.Context, n int) (*client, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, cancel)
 	timeout := time.AfterFunc(30*time.Second, cancel)
-	fail := func(err error) (*client, error) {
-		cancel()
-		return nil, err
-	}
+	live := false
+	defer func() {
+		timeout.Stop()
+		stop()
+		if !live {
+			cancel()
+		}
+	}()
+	fail := func(err error) (*client, error) { return nil, err }
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, base+"/v1/sse?"+q.Encode(), nil)
 	if err != nil {
 		return fail(err)
@@ -88,8 +93,7 @@ func (r *runner) dialSSE(ctx context.Context, n int) (*client, error) {
 		}
 		c.live++
 	}
-	timeout.Stop()
-	stop()
+	live = true
 	return c, nil
 }
 
