@@ -23,7 +23,8 @@ import (
 // goroutine owns subs; the run reads them only after the reader ended.
 type client struct {
 	n       int
-	ws      *websocket.Conn
+	ws      *websocket.Conn // -transport ws
+	sse     *sseStream      // -transport sse
 	subs    []*clientSub
 	live    int    // subscriptions confirmed by `subscribed`
 	closed  int    // close code when the gateway closed it, -1 for no close frame
@@ -37,7 +38,7 @@ type clientSub struct {
 	stream     int
 	project    string
 	collection string
-	seq        SeqChecker
+	seq        []SeqChecker // one per lane of the stream (config.lanes)
 }
 
 // counters shared by every client, read by the progress line.
@@ -65,10 +66,37 @@ func newDialers(first, n int) dialers {
 	return d
 }
 
+// next reads the client's next frame (a WebSocket message, or an SSE
+// message's data) into buf.
+func (c *client) next(buf []byte) ([]byte, error) {
+	if c.sse != nil {
+		_, buf, err := c.sse.next(buf)
+		return buf, err
+	}
+	// Read without a context: coder/websocket registers and removes a
+	// context.AfterFunc per Reader call with a cancellable one, ~18% of
+	// the load generator's CPU at 2,000 connections, which then sat in
+	// the latency figures as the client's own delay. The run ends the
+	// reads by closing the connections.
+	return readFrame(context.Background(), c.ws, buf)
+}
+
+// close ends the client's connection, which ends its reader.
+func (c *client) close() {
+	if c.sse != nil {
+		c.sse.close()
+		return
+	}
+	c.ws.CloseNow()
+}
+
 // dial connects client n, authenticates with a freshly minted token, and
 // subscribes to its streams; it returns once every subscription is live.
 func (r *runner) dial(ctx context.Context, n int) (*client, error) {
 	cfg := r.cfg
+	if cfg.Transport == "sse" {
+		return r.dialSSE(ctx, n)
+	}
 	base := cfg.URLs[n%len(cfg.URLs)]
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/v1/ws"
 	token, err := auth.SignHS256([]byte(cfg.Secret), auth.Claims{
@@ -96,7 +124,7 @@ func (r *runner) dial(ctx context.Context, n int) (*client, error) {
 	for j := 0; j < cfg.Subs; j++ {
 		k := (n*cfg.Subs + j) % cfg.streams()
 		p, col := cfg.stream(k)
-		c.subs = append(c.subs, &clientSub{stream: k, project: p, collection: col})
+		c.subs = append(c.subs, &clientSub{stream: k, project: p, collection: col, seq: make([]SeqChecker, cfg.lanes())})
 		req = fmt.Appendf(req[:0], `{"op":"subscribe","id":%d,"project":%q,"collection":%q}`, j, p, col)
 		if err := ws.Write(dctx, websocket.MessageText, req); err != nil {
 			ws.CloseNow()
@@ -161,10 +189,15 @@ func (r *runner) read(ctx context.Context, c *client) {
 	buf := make([]byte, 0, 4096)
 	var err error
 	for {
-		buf, err = readFrame(ctx, c.ws, buf)
+		// ctx ends before the run closes the connections: it tells our
+		// closes from the gateway's.
+		buf, err = c.next(buf)
 		if err != nil {
 			if ctx.Err() == nil {
-				c.closed = int(websocket.CloseStatus(err))
+				c.closed = -1
+				if c.ws != nil {
+					c.closed = int(websocket.CloseStatus(err))
+				}
 				c.errMsg = err.Error()
 				r.ctr.disconnects.Add(1)
 			}
@@ -191,6 +224,7 @@ var (
 	collKey      = []byte(`","collection":"`)
 	docKey       = []byte(`"document":{"seq":`)
 	tKey         = []byte(`,"t":`)
+	laneKey      = []byte(`,"l":`)
 )
 
 // handleFrame checks one frame and returns how many events it held. It
@@ -249,7 +283,15 @@ func (r *runner) handleFrame(c *client, b []byte, now time.Time) (int, error) {
 			return n, fmt.Errorf("event document without t in %.100q", b)
 		}
 		rest = rest[m:]
-		sub.seq.Observe(seq)
+		lane := 0
+		if bytes.HasPrefix(rest, laneKey) {
+			l, m := parseUint(rest[len(laneKey):])
+			if m == 0 || l >= uint64(len(sub.seq)) {
+				return n, fmt.Errorf("event document with a bad lane in %.100q", b)
+			}
+			lane, rest = int(l), rest[len(laneKey)+m:]
+		}
+		sub.seq[lane].Observe(seq)
 		r.latency.Record(now.Sub(time.Unix(0, int64(t))))
 		n++
 	}

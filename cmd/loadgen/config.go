@@ -14,7 +14,8 @@ import (
 // config is one load run, from flags.
 type config struct {
 	URLs          []string // gateway base URLs (http://host:port); clients spread over them
-	PublishURL    string   // base URL publishing posts to; default URLs[0]
+	PublishURLs   []string // base URLs publishing posts to (worker w uses PublishURLs[w mod len]); default URLs[0]
+	Transport     string   // ws (/v1/ws) or sse (/v1/sse)
 	Conns         int
 	Subs          int // subscriptions per connection
 	Projects      int
@@ -55,8 +56,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	urls := fs.String("url", "http://127.0.0.1:8080", "gateway base URL(s), comma-separated; connections are spread round-robin")
-	fs.StringVar(&c.PublishURL, "publish-url", "", "base URL to publish to over HTTP (default: the first -url)")
-	fs.IntVar(&c.Conns, "conns", 100, "WebSocket connections to open")
+	purls := fs.String("publish-url", "", "base URL(s), comma-separated, to publish to over HTTP; publisher w posts to the (w mod n)-th, so each stream still goes through one (default: the first -url; \"all\": every -url)")
+	fs.StringVar(&c.Transport, "transport", "ws", "how clients subscribe: ws (WebSocket, /v1/ws) or sse (Server-Sent Events, /v1/sse, one stream with a sub= per subscription)")
+	fs.IntVar(&c.Conns, "conns", 100, "client connections to open")
 	fs.IntVar(&c.Subs, "subs", 1, "subscriptions per connection")
 	fs.IntVar(&c.Projects, "projects", 1, "projects")
 	fs.IntVar(&c.Collections, "collections", 1, "collections per project; connection i subscribes to streams (i*subs+j) mod (projects*collections)")
@@ -101,8 +103,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		c.PIDs = append(c.PIDs, n)
 	}
 	c.MetricsURL = splitList(*murls)
-	if c.PublishURL == "" && len(c.URLs) > 0 {
-		c.PublishURL = c.URLs[0]
+	switch *purls {
+	case "":
+		if len(c.URLs) > 0 {
+			c.PublishURLs = c.URLs[:1]
+		}
+	case "all":
+		c.PublishURLs = c.URLs
+	default:
+		c.PublishURLs = splitList(*purls)
 	}
 	if c.SourceIPs == 0 {
 		c.SourceIPs = c.Conns/25000 + 1
@@ -116,10 +125,18 @@ func (c *config) validate() error {
 	if len(c.URLs) == 0 {
 		bad("-url: at least one gateway URL is needed")
 	}
-	for _, u := range append(append([]string(nil), c.URLs...), c.PublishURL) {
+	for _, u := range c.URLs {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			bad("-url %q: want http://host:port", u)
 		}
+	}
+	for _, u := range c.PublishURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("-publish-url %q: want http://host:port", u)
+		}
+	}
+	if len(c.PublishURLs) > c.Publishers && c.Mode != "redis" && c.Duration > 0 {
+		bad("-publish-url: %d URLs but -publishers %d: give each URL a publisher at least", len(c.PublishURLs), c.Publishers)
 	}
 	if c.Conns < 0 || c.Subs < 1 || c.Projects < 1 || c.Collections < 1 {
 		bad("-conns ≥ 0, -subs, -projects and -collections ≥ 1 (got %d, %d, %d, %d)", c.Conns, c.Subs, c.Projects, c.Collections)
@@ -132,6 +149,9 @@ func (c *config) validate() error {
 	}
 	if c.SourceIPs < 1 || c.SourceFirst < 1 || c.SourceFirst+c.SourceIPs-1 > 254 {
 		bad("-source-ip-first %d -source-ips %d: the addresses must lie in 127.0.0.1..127.0.0.254", c.SourceFirst, c.SourceIPs)
+	}
+	if c.Transport != "ws" && c.Transport != "sse" {
+		bad("-transport %q: want ws or sse", c.Transport)
 	}
 	if c.DialConc < 1 {
 		bad("-dial-concurrency must be ≥ 1")
@@ -163,6 +183,31 @@ func (c *config) streams() int { return c.Projects * c.Collections }
 // stream k's project and collection.
 func (c *config) stream(k int) (project, collection string) {
 	return c.ProjectPrefix + strconv.Itoa(k/c.Collections), "c" + strconv.Itoa(k%c.Collections)
+}
+
+// lanes is how many publishers share each stream: 1 when there are at
+// least as many streams as publishers (publisher w owns the streams k with
+// k mod Publishers == w), else ceil(Publishers/streams) (publisher w
+// publishes stream w mod streams as its lane w / streams).
+func (c *config) lanes() int {
+	if n := c.streams(); n < c.Publishers {
+		return (c.Publishers + n - 1) / n
+	}
+	return 1
+}
+
+// lane indexes pubStats.seqs: stream k's lane j.
+func (c *config) lane(k, j int) int { return k*c.lanes() + j }
+
+// owned is publisher w's streams and its lane in each.
+func (c *config) owned(w int) (streams []int, lane int) {
+	if n := c.streams(); n < c.Publishers {
+		return []int{w % n}, w / n
+	}
+	for k := w; k < c.streams(); k += c.Publishers {
+		streams = append(streams, k)
+	}
+	return streams, 0
 }
 
 func splitList(s string) []string {

@@ -15,12 +15,14 @@ import (
 )
 
 // TestRunAgainstGateway drives an in-process gateway end to end, over two
-// loopback source addresses, in each publishing mode that needs no Redis,
-// and checks the counts: every connection live, every published event
+// loopback source addresses, in each publishing mode that needs no Redis
+// and over both client transports (WebSocket and SSE), and checks the
+// counts: every connection live, every published event
 // delivered exactly once and in order to each of its subscribers.
 func TestRunAgainstGateway(t *testing.T) {
-	for _, mode := range []string{"http", "http-batch"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct{ mode, transport string }{{"http", "ws"}, {"http-batch", "ws"}, {"http-batch", "sse"}} {
+		mode := tc.mode
+		t.Run(mode+"-"+tc.transport, func(t *testing.T) {
 			node := wstest.StartNode(t, wstest.NodeConfig{})
 			out := filepath.Join(t.TempDir(), "report.json")
 			const conns, subs, collections = 30, 2, 5
@@ -29,7 +31,7 @@ func TestRunAgainstGateway(t *testing.T) {
 				"-conns", strconv.Itoa(conns), "-subs", strconv.Itoa(subs), "-collections", strconv.Itoa(collections),
 				"-source-ips", "2", "-rate", "400", "-duration", "1s", "-publish", mode, "-batch", "7",
 				"-publishers", "2", "-size", "300", "-settle", "0", "-progress", "0", "-drain", "10s",
-				"-json", out, "-label", "e2e",
+				"-json", out, "-label", "e2e", "-transport", tc.transport,
 			}
 			var stdout, stderr bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
@@ -97,7 +99,7 @@ func TestRunReportsFailedConnections(t *testing.T) {
 // gap, and foreign frames.
 func TestHandleFrame(t *testing.T) {
 	r := &runner{}
-	c := &client{subs: []*clientSub{{project: "lg0", collection: "c1"}}}
+	c := &client{subs: []*clientSub{{project: "lg0", collection: "c1", seq: make([]SeqChecker, 1)}}}
 	now := time.Now()
 	ev := func(seq int) string {
 		return `{"type":"document:updated","project":"lg0","collection":"c1","documentId":"d","document":{"seq":` +
@@ -109,7 +111,7 @@ func TestHandleFrame(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("n=%d err=%v", n, err)
 	}
-	if res := c.subs[0].seq.Result(4); res.Missing != 1 || res.Received != 3 {
+	if res := c.subs[0].seq[0].Result(4); res.Missing != 1 || res.Received != 3 {
 		t.Fatalf("result %+v, want 1 missing of 4", res)
 	}
 	if s := r.latency.Snapshot(); s.Count() != 3 || s.Quantile(.5) < 5000 || s.Quantile(.5) > 5100 {
@@ -126,5 +128,29 @@ func TestHandleFrame(t *testing.T) {
 	}
 	if _, err := r.handleFrame(c, []byte(`{"op":"pong"}`), now); err != nil {
 		t.Errorf("pong: %v", err)
+	}
+}
+
+// TestHandleFrameLanes: each lane of a shared stream is checked on its
+// own, and a lane the run does not have is a protocol error.
+func TestHandleFrameLanes(t *testing.T) {
+	r := &runner{}
+	c := &client{subs: []*clientSub{{project: "lg0", collection: "c0", seq: make([]SeqChecker, 2)}}}
+	ev := func(seq, lane int) string {
+		return `{"type":"document:updated","project":"lg0","collection":"c0","documentId":"d","document":{"seq":` +
+			strconv.Itoa(seq) + `,"t":1,"l":` + strconv.Itoa(lane) + `},"offset":"e-1"}`
+	}
+	frame := `{"op":"events","project":"lg0","collection":"c0","events":[` + ev(1, 0) + `,` + ev(1, 1) + `,` + ev(2, 1) + `,` + ev(2, 0) + `]}`
+	if n, err := r.handleFrame(c, []byte(frame), time.Now()); err != nil || n != 4 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	for lane, s := range c.subs[0].seq {
+		if res := s.Result(2); res.Received != 2 || res.Missing != 0 || res.Reordered != 0 || res.Duplicates != 0 {
+			t.Errorf("lane %d: %+v, want 1 and 2 in order", lane, res)
+		}
+	}
+	bad := `{"op":"events","project":"lg0","collection":"c0","events":[` + ev(3, 2) + `]}`
+	if _, err := r.handleFrame(c, []byte(bad), time.Now()); err == nil {
+		t.Error("an event of lane 2 in a run of 2 lanes was accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,7 +28,22 @@ type GatewaySample struct {
 	Goroutines int64   `json:"goroutines"`
 	HeapInuse  int64   `json:"heap_inuse_bytes"`
 	StackInuse int64   `json:"stack_inuse_bytes"`
-	Err        string  `json:"error,omitempty"`
+	// Events and Frames are the gateway's syncgate_batch_size_events sum
+	// and count: events written and the events frames that carried them.
+	Events float64 `json:"batch_events"`
+	Frames float64 `json:"batch_frames"`
+	// Latency is the gateway's syncgate_delivery_latency_seconds
+	// histogram, cumulative, by upper bound: publish timestamp to the
+	// frame's write, as the gateway sees it.
+	Latency []Bucket `json:"delivery_latency,omitempty"`
+	Err     string   `json:"error,omitempty"`
+}
+
+// Bucket is one cumulative histogram bucket: Count observations ≤ LE
+// seconds; the last bucket's LE is math.MaxFloat64 (Prometheus' +Inf).
+type Bucket struct {
+	LE    float64 `json:"le"`
+	Count float64 `json:"count"`
 }
 
 // sampleGateway reads RSS and CPU time from /proc/<pid> and the Go runtime
@@ -41,10 +57,13 @@ func sampleGateway(ctx context.Context, pid int, metricsURL string) GatewaySampl
 		}
 	}
 	if metricsURL != "" {
-		m, err := scrape(ctx, metricsURL)
+		m, lat, err := scrape(ctx, metricsURL)
 		if err != nil {
 			errs = append(errs, err.Error())
 		}
+		s.Events = m["syncgate_batch_size_events_sum"]
+		s.Frames = m["syncgate_batch_size_events_count"]
+		s.Latency = lat
 		s.Goroutines = int64(m["go_goroutines"])
 		s.HeapInuse = int64(m["go_memstats_heap_inuse_bytes"])
 		s.StackInuse = int64(m["go_memstats_stack_inuse_bytes"])
@@ -84,29 +103,58 @@ func readProc(pid int, s *GatewaySample) error {
 	return nil
 }
 
-// scrape reads the unlabelled samples of a Prometheus text exposition.
-func scrape(ctx context.Context, url string) (map[string]float64, error) {
+// latencyBucket prefixes the buckets of the gateway's delivery latency
+// histogram in its exposition.
+const latencyBucket = `syncgate_delivery_latency_seconds_bucket{le="`
+
+// scrape reads the unlabelled samples of a Prometheus text exposition,
+// and the buckets of the delivery latency histogram.
+func scrape(ctx context.Context, url string) (map[string]float64, []Bucket, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
 	}
+	return parseExposition(resp.Body)
+}
+
+// parseExposition is scrape's parser.
+func parseExposition(r io.Reader) (map[string]float64, []Bucket, error) {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	var lat []Bucket
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, latencyBucket); ok {
+			le, val, ok := strings.Cut(rest, `"} `)
+			if !ok {
+				continue
+			}
+			b, err1 := strconv.ParseFloat(le, 64)
+			if math.IsInf(b, 1) {
+				b = math.MaxFloat64 // "+Inf": JSON has no infinity
+			}
+			n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err1 == nil && err2 == nil {
+				lat = append(lat, Bucket{LE: b, Count: n})
+			}
+			continue
+		}
+		if strings.ContainsRune(line, '{') {
 			continue
 		}
 		name, val, ok := strings.Cut(line, " ")
@@ -117,7 +165,33 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 			out[name] = v
 		}
 	}
-	return out, sc.Err()
+	return out, lat, sc.Err()
+}
+
+// bucketQuantile is the upper bound of the bucket holding quantile q of
+// the observations between two cumulative samples of one histogram (from
+// and to, the same buckets), or 0 when there are none: "at most this";
+// math.MaxFloat64 when it lies past the last finite bound.
+func bucketQuantile(from, to []Bucket, q float64) float64 {
+	if len(to) == 0 || (len(from) > 0 && len(from) != len(to)) {
+		return 0
+	}
+	base := func(i int) float64 {
+		if len(from) == 0 {
+			return 0
+		}
+		return from[i].Count
+	}
+	total := to[len(to)-1].Count - base(len(to)-1)
+	if total <= 0 {
+		return 0
+	}
+	for i := range to {
+		if to[i].Count-base(i) >= q*total {
+			return to[i].LE
+		}
+	}
+	return to[len(to)-1].LE
 }
 
 // sampleAll samples every configured gateway.
@@ -198,6 +272,9 @@ func (r *runner) fetchProfile(ctx context.Context, i int, kind, file string) err
 func (r *runner) profiles(ctx context.Context, secs int, tag string) func() []string {
 	if r.cfg.ProfileDir == "" {
 		return func() []string { return nil }
+	}
+	if err := os.MkdirAll(r.cfg.ProfileDir, 0o755); err != nil {
+		return func() []string { return []string{"profile: " + err.Error()} }
 	}
 	var mu sync.Mutex
 	var errs []string

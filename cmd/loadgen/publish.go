@@ -18,9 +18,11 @@ import (
 	"github.com/syncgate/syncgate/publisher/redispub"
 )
 
-// pubStats counts publishing; seqs[k] is the number of events of stream k
-// published successfully, i.e. the highest sequence number its
-// subscribers must receive.
+// pubStats counts publishing; seqs[lane] is the number of events of that
+// lane published successfully, i.e. the highest sequence number its
+// subscribers must receive. A lane is one publisher's share of a stream
+// (config.lane): with fewer streams than publishers, several publishers
+// share a stream, each numbering its own events.
 type pubStats struct {
 	seqs      []atomic.Uint64
 	events    atomic.Int64
@@ -41,8 +43,9 @@ func (p *pubStats) fail(err error, n int) {
 	p.firstErr.CompareAndSwap(nil, &s)
 }
 
-// newPublisher returns the publisher for cfg.Mode.
-func newPublisher(cfg *config) (*publisher.Publisher, func(), error) {
+// newPublishers returns the publishers for cfg.Mode: one into Redis, or
+// one per HTTP publish URL; worker w uses the (w mod n)-th.
+func newPublishers(cfg *config) ([]*publisher.Publisher, func(), error) {
 	if cfg.Mode == "redis" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -56,30 +59,43 @@ func newPublisher(cfg *config) (*publisher.Publisher, func(), error) {
 			_ = rdb.Close()
 			return nil, nil, err
 		}
-		return p, func() { _ = p.Close(); _ = rdb.Close() }, nil
+		return []*publisher.Publisher{p}, func() { _ = p.Close(); _ = rdb.Close() }, nil
 	}
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers + 2, MaxConnsPerHost: cfg.Publishers + 2}}
-	p, err := publisher.New(publisher.Config{URL: cfg.PublishURL, Key: cfg.Key, HTTPClient: hc, MaxRetries: -1})
-	if err != nil {
-		return nil, nil, err
+	var pubs []*publisher.Publisher
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
 	}
-	return p, func() { _ = p.Close(); hc.CloseIdleConnections() }, nil
+	for _, u := range cfg.PublishURLs {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Publishers + 2, MaxConnsPerHost: cfg.Publishers + 2}}
+		p, err := publisher.New(publisher.Config{URL: u, Key: cfg.Key, HTTPClient: hc, MaxRetries: -1})
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		pubs = append(pubs, p)
+		closers = append(closers, func() { _ = p.Close(); hc.CloseIdleConnections() })
+	}
+	return pubs, closeAll, nil
 }
 
 // publish runs cfg.Publishers workers for cfg.Duration. Worker w owns the
-// streams k with k mod Publishers == w and sends them round-robin, so each
-// stream's events go out one request after another, in sequence order;
-// the total rate cfg.Rate is split evenly between the workers.
-func (r *runner) publish(ctx context.Context, p *publisher.Publisher) {
+// streams k with k mod Publishers == w and sends them round-robin through
+// pubs[w mod len(pubs)], so each stream's events go out one request after
+// another, in sequence order, to one gateway; the total rate cfg.Rate is
+// split evenly between the workers.
+func (r *runner) publish(ctx context.Context, pubs []*publisher.Publisher) {
 	cfg := r.cfg
 	end := time.Now().Add(cfg.Duration)
 	pad := padding(cfg)
 	var wg sync.WaitGroup
-	for w := 0; w < cfg.Publishers && w < cfg.streams(); w++ {
+	for w := 0; w < cfg.Publishers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.publishWorker(ctx, p, w, pad, end)
+			r.publishWorker(ctx, pubs[w%len(pubs)], w, pad, end)
 		}()
 	}
 	wg.Wait()
@@ -89,12 +105,8 @@ func (r *runner) publish(ctx context.Context, p *publisher.Publisher) {
 // waited for (cutting it off would leave its events uncertain).
 func (r *runner) publishWorker(ctx context.Context, p *publisher.Publisher, w int, pad string, end time.Time) {
 	cfg := r.cfg
-	var owned []int
-	for k := w; k < cfg.streams(); k += cfg.Publishers {
-		owned = append(owned, k)
-	}
-	workers := min(cfg.Publishers, cfg.streams())
-	rate := cfg.Rate / float64(workers)
+	owned, j := cfg.owned(w)
+	rate := cfg.Rate / float64(cfg.Publishers)
 	batch := 1
 	if cfg.Mode != "http" {
 		batch = cfg.Batch
@@ -133,14 +145,14 @@ func (r *runner) publishWorker(ctx context.Context, p *publisher.Publisher, w in
 		for i := 0; i < n; i++ {
 			k := owned[next]
 			next = (next + 1) % len(owned)
-			seq := r.pub.seqs[k].Load() + 1
+			seq := r.pub.seqs[cfg.lane(k, j)].Load() + 1
 			for _, pk := range ks { // a stream twice in one batch: count up
 				if pk == k {
 					seq++
 				}
 			}
 			ks = append(ks, k)
-			docs[i] = appendDoc(docs[i][:0], seq, now.UnixNano(), pad)
+			docs[i] = appendDoc(docs[i][:0], seq, now.UnixNano(), j, cfg.lanes() > 1, pad)
 			project, collection := cfg.stream(k)
 			evs = append(evs, syncgate.Event{Type: syncgate.TypeDocumentUpdated, Project: project, Collection: collection,
 				DocumentID: "d" + strconv.FormatUint(seq, 10), Document: docs[i], Timestamp: now})
@@ -158,20 +170,26 @@ func (r *runner) publishWorker(ctx context.Context, p *publisher.Publisher, w in
 			continue // the sequence numbers are reused: these events were not published
 		}
 		for _, k := range ks {
-			r.pub.seqs[k].Add(1)
+			r.pub.seqs[cfg.lane(k, j)].Add(1)
 		}
 		r.pub.events.Add(int64(n))
 	}
 }
 
-// appendDoc is the event document: its stream sequence number, the publish
-// time in Unix nanoseconds and padding, in this order (handleFrame scans
-// for it).
-func appendDoc(b []byte, seq uint64, t int64, pad string) []byte {
+// appendDoc is the event document: its lane's sequence number, the
+// stamp t (Unix nanoseconds, taken when the request carrying it is built,
+// right before it is sent), the lane's number within its stream when the
+// stream has several, and padding, in this order (handleFrame scans for
+// it).
+func appendDoc(b []byte, seq uint64, t int64, lane int, withLane bool, pad string) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, t, 10)
+	if withLane {
+		b = append(b, `,"l":`...)
+		b = strconv.AppendInt(b, int64(lane), 10)
+	}
 	if pad != "" {
 		b = append(b, `,"pad":"`...)
 		b = append(b, pad...)
@@ -185,7 +203,7 @@ func appendDoc(b []byte, seq uint64, t int64, pad string) []byte {
 func padding(cfg *config) string {
 	project, collection := cfg.stream(cfg.streams() - 1)
 	ev := syncgate.Event{Type: syncgate.TypeDocumentUpdated, Project: project, Collection: collection,
-		DocumentID: "d1000000", Document: appendDoc(nil, 1000000, time.Now().UnixNano(), ""),
+		DocumentID: "d1000000", Document: appendDoc(nil, 1000000, time.Now().UnixNano(), cfg.lanes()-1, cfg.lanes() > 1, ""),
 		Timestamp: time.Now(), Offset: "0123456789abcdef-1000000"}
 	b, _ := json.Marshal(ev)
 	n := cfg.Size - len(b) - len(`,"pad":""`)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,24 +38,9 @@ type Report struct {
 		RequestLatency Latency `json:"request_latency"`
 		FirstError     string  `json:"first_error,omitempty"`
 	} `json:"publish"`
-	Delivery struct {
-		Expected             uint64  `json:"expected"`
-		Received             uint64  `json:"received"`
-		Missing              uint64  `json:"missing"`
-		Reordered            uint64  `json:"reordered"`
-		Duplicates           uint64  `json:"duplicates"`
-		Unexpected           uint64  `json:"unexpected"`
-		ClientsWithAnomalies int     `json:"clients_with_anomalies"`
-		ProtocolErrors       uint64  `json:"protocol_errors"`
-		FirstProtocolError   string  `json:"first_protocol_error,omitempty"`
-		HolesOverflow        bool    `json:"holes_overflow,omitempty"`
-		Frames               int64   `json:"frames"`
-		EventsPerFrame       float64 `json:"events_per_frame"`
-		Seconds              float64 `json:"seconds"`
-		PerSec               float64 `json:"deliveries_per_sec"`
-	} `json:"delivery"`
-	Latency Latency `json:"latency"`
-	Gateway struct {
+	Delivery DeliveryReport `json:"delivery"`
+	Latency  Latency        `json:"latency"`
+	Gateway  struct {
 		Baseline             []GatewaySample `json:"baseline,omitempty"`
 		Idle                 []GatewaySample `json:"idle,omitempty"`
 		Held                 []GatewaySample `json:"held,omitempty"`
@@ -65,6 +51,14 @@ type Report struct {
 		GoroutinesPerConn    float64         `json:"goroutines_per_conn"`
 		CPUSecondsRun        float64         `json:"cpu_seconds_run"`
 		CPUMicrosPerDelivery float64         `json:"cpu_us_per_delivery"`
+		// From the gateways' metrics over the run: events per frame
+		// written, and the bucket bounds (ms) holding the median and the
+		// 99th percentile of publish → write, the gateway's share of the
+		// latency (the client's read is not in it); -1 is past the last
+		// finite bound.
+		EventsPerFrame float64 `json:"events_per_frame"`
+		LatencyP50Max  float64 `json:"delivery_latency_p50_le_ms"`
+		LatencyP99Max  float64 `json:"delivery_latency_p99_le_ms"`
 	} `json:"gateway"`
 	// Machine is CPU use from the idle sample to the end, in cores:
 	// OtherCores is everything else on the machine, the noise to judge
@@ -80,9 +74,29 @@ type Report struct {
 	Notes    []string `json:"notes,omitempty"`
 }
 
+// DeliveryReport is what the subscriptions received against what was
+// published.
+type DeliveryReport struct {
+	Expected             uint64  `json:"expected"`
+	Received             uint64  `json:"received"`
+	Missing              uint64  `json:"missing"`
+	Reordered            uint64  `json:"reordered"`
+	Duplicates           uint64  `json:"duplicates"`
+	Unexpected           uint64  `json:"unexpected"`
+	ClientsWithAnomalies int     `json:"clients_with_anomalies"`
+	ProtocolErrors       uint64  `json:"protocol_errors"`
+	FirstProtocolError   string  `json:"first_protocol_error,omitempty"`
+	HolesOverflow        bool    `json:"holes_overflow,omitempty"`
+	Frames               int64   `json:"frames"`
+	EventsPerFrame       float64 `json:"events_per_frame"`
+	Seconds              float64 `json:"seconds"`
+	PerSec               float64 `json:"deliveries_per_sec"`
+}
+
 // ReportConfig is the part of the configuration that shapes the figures.
 type ReportConfig struct {
 	URLs        []string `json:"urls"`
+	Transport   string   `json:"transport"`
 	Conns       int      `json:"conns"`
 	Subs        int      `json:"subs"`
 	Projects    int      `json:"projects"`
@@ -98,7 +112,7 @@ type ReportConfig struct {
 }
 
 func reportConfig(c *config) ReportConfig {
-	return ReportConfig{URLs: c.URLs, Conns: c.Conns, Subs: c.Subs, Projects: c.Projects, Collections: c.Collections,
+	return ReportConfig{URLs: c.URLs, Transport: c.Transport, Conns: c.Conns, Subs: c.Subs, Projects: c.Projects, Collections: c.Collections,
 		Rate: c.Rate, Size: c.Size, Duration: c.Duration.String(), Mode: c.Mode, Batch: c.Batch, Interval: c.Interval.String(), Publishers: c.Publishers,
 		SourceIPs: c.SourceIPs}
 }
@@ -111,7 +125,7 @@ func (rep *Report) WriteTable(w io.Writer) {
 	if rep.Label != "" {
 		row("run", "%s", rep.Label)
 	}
-	row("load", "%d conns × %d subs over %d streams; %s publish at %.0f ev/s, %d B, %s", c.Conns, c.Subs,
+	row("load", "%d %s conns × %d subs over %d streams; %s publish at %.0f ev/s, %d B, %s", c.Conns, c.Transport, c.Subs,
 		c.Projects*c.Collections, c.Mode, c.Rate, c.Size, c.Duration)
 	cn := rep.Connections
 	row("connections", "%d established, %d failed, %d dropped during run (%.1fs to connect; nofile %d)",
@@ -144,6 +158,10 @@ func (rep *Report) WriteTable(w io.Writer) {
 		row("per connection", "rss %.1f KiB, heap %.1f KiB, stacks %.1f KiB, %.2f goroutines (idle, after settle)",
 			g.RSSPerConn/1024, g.HeapPerConn/1024, g.StackPerConn/1024, g.GoroutinesPerConn)
 	}
+	if g.EventsPerFrame != 0 {
+		row("gateway view", "%.2f events per frame; publish → written p50 ≤ %s, p99 ≤ %s (its histogram's bucket bounds)",
+			g.EventsPerFrame, bound(g.LatencyP50Max), bound(g.LatencyP99Max))
+	}
 	if g.CPUMicrosPerDelivery != 0 {
 		row("gateway cpu", "%.2fs during the run, %.3f µs per delivery", g.CPUSecondsRun, g.CPUMicrosPerDelivery)
 	}
@@ -163,6 +181,13 @@ func (rep *Report) WriteTable(w io.Writer) {
 		row("result", "NOT CLEAN: %s", strings.Join(rep.Problems, "; "))
 	}
 	tw.Flush()
+}
+
+func bound(ms float64) string {
+	if ms < 0 {
+		return "∞ (beyond the last bucket)"
+	}
+	return strconv.FormatFloat(ms, 'g', 4, 64) + " ms"
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

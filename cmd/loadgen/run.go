@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,7 @@ func (r *runner) setPhase(p string) { r.phase.Store(&p) }
 func (r *runner) run(ctx context.Context) (*Report, error) {
 	cfg := r.cfg
 	rep := &Report{Label: cfg.Label, Config: reportConfig(cfg), Started: time.Now().UTC()}
-	r.pub.seqs = make([]atomic.Uint64, cfg.streams())
+	r.pub.seqs = make([]atomic.Uint64, cfg.streams()*cfg.lanes())
 	r.dialErrs = map[string]int{}
 	r.dialers = newDialers(cfg.SourceFirst, cfg.SourceIPs)
 
@@ -51,9 +52,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		fmt.Fprintln(r.stderr, "loadgen: warning:", warn)
 	}
 
-	var pub *publisher.Publisher
+	var pub []*publisher.Publisher
 	if cfg.Duration > 0 {
-		p, closePub, err := newPublisher(cfg)
+		p, closePub, err := newPublishers(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("publisher: %w", err)
 		}
@@ -71,6 +72,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.setPhase("connect")
 	readCtx, stopReaders := context.WithCancel(context.Background())
 	defer stopReaders()
+	defer r.closeAll() // the readers read without a context: closing ends them
 	t0 := time.Now()
 	r.connect(ctx, readCtx)
 	rep.Connections.Seconds = time.Since(t0).Seconds()
@@ -125,17 +127,24 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.setPhase("close")
 	disconnectsBeforeClose := r.ctr.disconnects.Load()
 	stopReaders()
-	r.mu.Lock()
-	clients := r.clients
-	r.mu.Unlock()
-	for _, c := range clients {
-		c.ws.CloseNow()
-	}
+	clients := r.closeAll()
 	r.readersWG.Wait()
 	stopProgress()
 
 	r.fill(rep, clients, pubStart, pubEnd, disconnectsBeforeClose)
 	return rep, nil
+}
+
+// closeAll closes every client's connection, which ends its reader, and
+// returns the clients.
+func (r *runner) closeAll() []*client {
+	r.mu.Lock()
+	clients := r.clients
+	r.mu.Unlock()
+	for _, c := range clients {
+		c.close()
+	}
+	return clients
 }
 
 // connect opens cfg.Conns connections at cfg.Ramp per second with at most
@@ -194,7 +203,9 @@ func (r *runner) expected() int64 {
 	var n int64
 	for _, c := range r.clients {
 		for _, s := range c.subs {
-			n += int64(r.pub.seqs[s.stream].Load())
+			for j := range s.seq {
+				n += int64(r.pub.seqs[r.cfg.lane(s.stream, j)].Load())
+			}
 		}
 	}
 	return n
@@ -269,16 +280,8 @@ func (r *runner) fill(rep *Report, clients []*client, pubStart, pubEnd time.Time
 		}
 		lossy := false
 		for _, s := range c.subs {
-			res := s.seq.Result(r.pub.seqs[s.stream].Load())
-			d.Expected += res.Expected
-			d.Received += res.Received
-			d.Missing += res.Missing
-			d.Reordered += res.Reordered
-			d.Duplicates += res.Duplicates
-			d.Unexpected += res.Unexpected
-			d.HolesOverflow = d.HolesOverflow || res.Overflow
-			if res.Missing > 0 || res.Reordered > 0 || res.Duplicates > 0 || res.Unexpected > 0 {
-				lossy = true
+			for j := range s.seq {
+				r.addResult(d, s.seq[j].Result(r.pub.seqs[cfg.lane(s.stream, j)].Load()), &lossy)
 			}
 		}
 		if lossy {
@@ -332,6 +335,20 @@ func (r *runner) fill(rep *Report, clients []*client, pubStart, pubEnd time.Time
 		g.CPUSecondsRun = cpu
 		g.CPUMicrosPerDelivery = cpu * 1e6 / float64(d.Received)
 	}
+	if len(g.End) > 0 && len(g.End) == len(g.Idle) {
+		var events, frames float64
+		var from, to []Bucket
+		for i := range g.End {
+			events += g.End[i].Events - g.Idle[i].Events
+			frames += g.End[i].Frames - g.Idle[i].Frames
+			from, to = addBuckets(from, g.Idle[i].Latency), addBuckets(to, g.End[i].Latency)
+		}
+		if frames > 0 {
+			g.EventsPerFrame = events / frames
+		}
+		g.LatencyP50Max = boundMillis(bucketQuantile(from, to, .5))
+		g.LatencyP99Max = boundMillis(bucketQuantile(from, to, .99))
+	}
 
 	// Verdict: every anomaly is named.
 	if cr.Failed > 0 {
@@ -366,4 +383,43 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// addBuckets adds histogram b to sum, bucket by bucket (the gateways run
+// one binary: the same bounds); a sum of nothing is b.
+func addBuckets(sum, b []Bucket) []Bucket {
+	if len(sum) == 0 {
+		return append([]Bucket(nil), b...)
+	}
+	if len(b) != len(sum) {
+		return sum
+	}
+	for i := range sum {
+		sum[i].Count += b[i].Count
+	}
+	return sum
+}
+
+// addResult adds one lane's result to the delivery figures, setting lossy
+// on any anomaly.
+func (r *runner) addResult(d *DeliveryReport, res SeqResult, lossy *bool) {
+	d.Expected += res.Expected
+	d.Received += res.Received
+	d.Missing += res.Missing
+	d.Reordered += res.Reordered
+	d.Duplicates += res.Duplicates
+	d.Unexpected += res.Unexpected
+	d.HolesOverflow = d.HolesOverflow || res.Overflow
+	if res.Missing > 0 || res.Reordered > 0 || res.Duplicates > 0 || res.Unexpected > 0 {
+		*lossy = true
+	}
+}
+
+// boundMillis is a bucket bound in milliseconds, -1 for the last
+// (unbounded) bucket.
+func boundMillis(le float64) float64 {
+	if le == math.MaxFloat64 {
+		return -1
+	}
+	return le * 1000
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,5 +155,39 @@ func TestStreamOutlivesTimeouts(t *testing.T) {
 		if string(body) != want {
 			t.Errorf("%s: got %q, want %q", path, body, want)
 		}
+	}
+}
+
+// TestConnRawSocket: an accepted connection hands out its socket's raw
+// connection, so writers that bypass the wrapper (wsconn's batch flush)
+// still find it.
+func TestConnRawSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := edge.Config{}.NewListener(ln)
+	defer gate.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	nc, err := gate.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T has no SyscallConn", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fdOK bool
+	if err := rc.Control(func(fd uintptr) { fdOK = fd > 0 }); err != nil || !fdOK {
+		t.Fatalf("raw connection: %v, fd seen %v", err, fdOK)
 	}
 }

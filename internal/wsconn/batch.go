@@ -3,6 +3,7 @@ package wsconn
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +36,8 @@ type batchConn struct {
 	hold   bool
 	closed bool    // the close handshake began: nothing is held any more
 	held   *[]byte // nil while nothing is held
+	raw    syscall.RawConn
+	rawOf  net.Conn // the Conn raw belongs to (tests swap Conn)
 }
 
 func (c *batchConn) Write(p []byte) (int, error) {
@@ -86,8 +89,9 @@ func (c *batchConn) shut() error {
 	return c.flushLocked()
 }
 
-// flushLocked writes the held bytes with a deadline of stall and returns
-// the buffer to the pool. c.mu held.
+// flushLocked writes the held bytes and returns the buffer to the pool:
+// what the kernel takes at once goes without a deadline (writeNoWait), and
+// a rest that must wait for room with a deadline of stall. c.mu held.
 func (c *batchConn) flushLocked() error {
 	if c.held == nil {
 		return nil
@@ -95,9 +99,23 @@ func (c *batchConn) flushLocked() error {
 	b := *c.held
 	var err error
 	if len(b) > 0 {
-		if err = c.Conn.SetWriteDeadline(time.Now().Add(c.stall)); err == nil {
-			_, err = c.Conn.Write(b)
-			_ = c.Conn.SetWriteDeadline(time.Time{})
+		if c.rawOf != c.Conn {
+			c.raw, c.rawOf = rawConnOf(c.Conn), c.Conn
+		}
+		rest := b
+		if c.raw != nil {
+			var n int
+			var done bool
+			n, done, err = writeNoWait(c.raw, c.Conn, b)
+			if rest = b[n:]; done {
+				rest = nil
+			}
+		}
+		if len(rest) > 0 {
+			if err = c.Conn.SetWriteDeadline(time.Now().Add(c.stall)); err == nil {
+				_, err = c.Conn.Write(rest)
+				_ = c.Conn.SetWriteDeadline(time.Time{})
+			}
 		}
 	}
 	if cap(b) <= 2*maxHeld {

@@ -1,13 +1,18 @@
 package wsconn
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +28,24 @@ type countConn struct {
 func (c *countConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(p)
+}
+
+// SyscallConn hands out the socket's raw connection, its writes counted
+// too, so that flushes take the path they take on a real socket.
+func (c *countConn) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.Conn.(syscall.Conn).SyscallConn()
+	return countRaw{RawConn: rc, writes: &c.writes}, err
+}
+
+// countRaw counts the raw writes of a countConn.
+type countRaw struct {
+	syscall.RawConn
+	writes *atomic.Int64
+}
+
+func (r countRaw) Write(f func(fd uintptr) bool) error {
+	r.writes.Add(1)
+	return r.RawConn.Write(f)
 }
 
 // pair accepts one WebSocket with Accept and dials it; the server side's
@@ -172,6 +195,132 @@ func BenchmarkSocketBatch(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*per), "ns/message")
 			b.ReportMetric(float64(cc.writes.Load())/float64(b.N), "writes/batch")
+		})
+	}
+}
+
+// tcpPair is a loopback TCP connection: the server end and the client end.
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { _ = server.Close(); _ = client.Close() })
+	return server, client
+}
+
+// TestBatchFlushInOrder: batches larger than the socket takes at once
+// (the kernel's send buffer fills, writeNoWait stops and the rest goes
+// with a deadline) reach the peer whole and in order.
+func TestBatchFlushInOrder(t *testing.T) {
+	server, client := tcpPair(t)
+	// Small buffers: a batch of 100 KB never fits at once.
+	if err := server.(*net.TCPConn).SetWriteBuffer(8 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.(*net.TCPConn).SetReadBuffer(8 << 10); err != nil {
+		t.Fatal(err)
+	}
+	c := &batchConn{Conn: server, stall: 10 * time.Second}
+	const total = 256 << 10
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 0, total)
+		buf := make([]byte, 1500) // small reads: the sender meets a full buffer
+		for len(b) < total {
+			n, err := client.Read(buf)
+			b = append(b, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- b
+	}()
+	want := make([]byte, 0, total)
+	chunk := make([]byte, 1000)
+	for i := 0; len(want) < total; i++ {
+		c.begin()
+		for j := 0; j < 100 && len(want) < total; j++ {
+			for k := range chunk {
+				chunk[k] = byte(i*131 + j*7 + k)
+			}
+			p := chunk[:min(len(chunk), total-len(want))]
+			if _, err := c.Write(p); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, p...)
+		}
+		if err := c.end(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := <-got
+	if !bytes.Equal(b, want) {
+		t.Fatalf("peer read %d bytes, want %d, equal %v", len(b), len(want), bytes.Equal(b[:min(len(b), len(want))], want[:min(len(b), len(want))]))
+	}
+}
+
+// TestBatchFlushStalls: a flush to a peer that reads nothing ends with the
+// deadline error once the send buffer is full, after stall.
+func TestBatchFlushStalls(t *testing.T) {
+	server, _ := tcpPair(t)
+	c := &batchConn{Conn: server, stall: 100 * time.Millisecond}
+	c.begin()
+	big := make([]byte, maxHeld-1)
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ { // at most 64 MiB: far past any socket buffer
+		if _, err = c.Write(big); err == nil {
+			err = c.flush()
+		}
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("flush to a peer that reads nothing: %v, want the deadline error", err)
+	}
+}
+
+// BenchmarkBatchFlush hands the kernel one 600-byte batch per op, as a
+// fan-out writer does per connection: "nowait" is the flush as it is
+// (writeNoWait, no deadline while the kernel takes it all), "deadline"
+// the bounded write every flush made before (SetWriteDeadline, write,
+// clear), in the same run.
+func BenchmarkBatchFlush(b *testing.B) {
+	for _, mode := range []string{"nowait", "deadline"} {
+		b.Run(mode, func(b *testing.B) {
+			server, client := tcpPair(b)
+			go func() {
+				_, _ = io.Copy(io.Discard, client)
+			}()
+			c := &batchConn{Conn: server, stall: 10 * time.Second}
+			if mode == "deadline" {
+				c.rawOf = server // raw stays nil: every flush takes the deadline path
+			}
+			msg := make([]byte, 600)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c.begin()
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.end(); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
