@@ -572,21 +572,23 @@ func TestSlowConsumer(t *testing.T) {
 	eventually(t, "both clients joined", func() bool {
 		return n.Metric(t, "syncgate_subscriptions") == 2
 	})
-	batch := make([]syncgate.Event, 9)
+	// Batches of 3 (300 KB, under the 512 KiB bound) in lockstep with the
+	// healthy client, which reads each batch before the next is published:
+	// only the stalled client's queue grows, however slowly the machine
+	// runs the healthy one's writer.
+	batch := make([]syncgate.Event, 3)
 	for i := range batch {
 		batch[i] = ev("insert", "p1", "t", "1", big, "")
 	}
-	// Publish until the stalled client overflows (bounded), whatever the
-	// kernel's socket buffers absorb first.
-	sent := 0
-	for b := 0; b < 60 && n.Hub.Connections() == 2; b++ {
+	// Publish until the stalled client overflows (bounded: 200 batches,
+	// 60 MB), whatever the kernel's socket buffers absorb first.
+	for b := 0; b < 200 && n.Hub.Connections() == 2; b++ {
 		n.Publish(t, batch...)
-		sent += len(batch)
+		for range batch {
+			c.expectEvent("database-change")
+		}
 	}
 	eventually(t, "the stalled client to be cut", func() bool { return n.Hub.Connections() == 1 })
-	for range sent {
-		c.expectEvent("database-change")
-	}
 }
 
 func TestDrain(t *testing.T) {
