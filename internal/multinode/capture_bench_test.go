@@ -80,6 +80,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 	profileDir := os.Getenv("SYNCGATE_BENCH_PROFILES") // a CPU profile of the gateway per subtest, when set
 	awaitCapturing(t, met, -1)
 	tok := wstest.Token(t, "u", time.Hour, []string{"p1"}, nil, nil)
+	st := &stages{gateway: gw.cmd.Process.Pid, pg: pg, rs: rs}
 	t.Cleanup(func() {
 		// Warnings tell a capture restart or a failed publish from a slow machine.
 		log, _ := os.ReadFile(gw.log)
@@ -155,6 +156,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 
 			var committed atomic.Int64
 			var next atomic.Int64
+			s0 := st.sample()
 			start = time.Now()
 			end := start.Add(phase)
 			var wg sync.WaitGroup
@@ -213,6 +215,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 				profile(t, met, filepath.Join(profileDir, name+".pprof"), 3*time.Second)
 			}
 			await(t, 120*time.Second, "every committed row delivered", func() bool { return delivered.Load() >= committed.Load() })
+			s1 := st.sample()
 			total := time.Unix(0, lastDelivery.Load()).Sub(start)
 			drain := total - writeTime // the backlog left when the writers stopped, captured with no writer competing
 			drainRate := 0.0
@@ -233,6 +236,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			t.Logf("%s: %d rows committed in %s (%.0f rows/s offered); delivered %d, %.0f rows/s first commit to last delivery (%.0f rows/s draining the backlog after the writers stopped); latency commit→client p50 %s p99 %s max %s; commit→history (ms resolution, %d samples) p50 %s p99 %s max %s",
 				name, committed.Load(), writeTime.Round(time.Millisecond), float64(committed.Load())/writeTime.Seconds(),
 				delivered.Load(), float64(delivered.Load())/total.Seconds(), drainRate, p(0.5), p(0.99), p(1), len(hist), h(0.5), h(0.99), h(1))
+			t.Logf("%s: %s; load average %s", name, s0.report(s1, delivered.Load()), loadavg())
 			if os.Getenv("SYNCGATE_BENCH_SLOW") != "" {
 				var keys []int
 				for k := range slow {
@@ -253,6 +257,14 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			<-done
 		})
 	}
+}
+
+// loadavg is /proc/loadavg's first three numbers: how busy the shared
+// machine was.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // profile saves a CPU profile of the gateway over d.
