@@ -34,8 +34,10 @@ type stageSample struct {
 // every Linux this runs on.
 const clockTicks = 100
 
-// procCPU returns a process's user+system CPU seconds, and its parent's pid.
-func procCPU(pid int) (secs float64, ppid int, ok bool) {
+// procCPU returns a process's user+system CPU seconds, and its parent's
+// pid; with reaped, also those of its children that exited and were waited
+// for (a PostgreSQL backend whose connection closed).
+func procCPU(pid int, reaped bool) (secs float64, ppid int, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, 0, false
@@ -47,30 +49,35 @@ func procCPU(pid int) (secs float64, ppid int, ok bool) {
 		return 0, 0, false
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0, 0, false
 	}
 	ppid, _ = strconv.Atoi(f[1])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / clockTicks, ppid, true
+	for i, field := range f[11:15] {
+		if i < 2 || reaped {
+			v, _ := strconv.ParseFloat(field, 64)
+			secs += v / clockTicks
+		}
+	}
+	return secs, ppid, true
 }
 
 func (st *stages) sample() stageSample {
 	s := stageSample{at: time.Now(), cpu: map[string]float64{}}
-	if v, _, ok := procCPU(st.gateway); ok {
+	if v, _, ok := procCPU(st.gateway, false); ok {
 		s.cpu["gateway"] = v
 	}
-	if v, _, ok := procCPU(st.rs.PID()); ok {
+	if v, _, ok := procCPU(st.rs.PID(), false); ok {
 		s.cpu["redis"] = v
 	}
-	if v, _, ok := procCPU(os.Getpid()); ok {
+	if v, _, ok := procCPU(os.Getpid(), false); ok {
 		s.cpu["test"] = v
 	}
-	// PostgreSQL's processes are the postmaster's children; a backend
-	// that exited during the phase is not counted (the writers' stay).
+	// PostgreSQL's processes are the postmaster's children; those that
+	// exited (the writers' backends, at the end of a phase) are in its
+	// children's times.
 	post := st.pg.PID()
-	if v, _, ok := procCPU(post); ok {
+	if v, _, ok := procCPU(post, true); ok {
 		s.cpu["postgres"] = v
 	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
@@ -79,7 +86,7 @@ func (st *stages) sample() stageSample {
 		if err != nil {
 			continue
 		}
-		v, ppid, ok := procCPU(pid)
+		v, ppid, ok := procCPU(pid, false)
 		if !ok || ppid != post {
 			continue
 		}
