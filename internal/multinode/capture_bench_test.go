@@ -161,7 +161,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			end := start.Add(phase)
 			var wg sync.WaitGroup
 			waits := map[string]int{} // the walsender's wait event, sampled every 20 ms
-			var walsender []string // with SYNCGATE_BENCH_SLOW: WAL not yet sent, and sent but not confirmed, each 500 ms
+			var walsender []string    // with SYNCGATE_BENCH_SLOW: WAL not yet sent, and sent but not confirmed, each 500 ms
 			if os.Getenv("SYNCGATE_BENCH_SLOW") != "" {
 				wg.Add(1)
 				go func() {
