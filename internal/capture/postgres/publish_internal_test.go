@@ -181,7 +181,7 @@ func BenchmarkPublishStage(b *testing.B) {
 type nopReceiver struct{}
 
 func (nopReceiver) Receive(backplane.Stream, backplane.Offset, *syncgate.Event) {}
-func (nopReceiver) Reset(backplane.Stream, backplane.Offset)                  {}
+func (nopReceiver) Reset(backplane.Stream, backplane.Offset)                    {}
 
 // countingPublisher counts the calls it passes on.
 type countingPublisher struct {
