@@ -52,6 +52,24 @@ func rowTx(end int) *txn {
 	}
 }
 
+// startPublisher runs a stream's publisher stage alone on pub, with a
+// hand-over queue of queue transactions; stop ends it and waits for it.
+func startPublisher(cfg Config, pub Publisher, queue int) (s *stream, stop func()) {
+	c := &Capture{cfg: cfg, pub: pub, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s = &stream{c: c, txs: make(chan *txn, queue), source: "test"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.publish(ctx)
+	}()
+	return s, func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
 // TestPublishMergesWithinDelay: a transaction handed over while the one
 // before waits out BatchDelay shares its call (up to MaxBatch events);
 // with no delay each goes out as soon as the publisher takes it.
@@ -66,19 +84,8 @@ func TestPublishMergesWithinDelay(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rec := &callRecorder{done: make(chan struct{}), want: 4}
-			cap := &Capture{cfg: Config{MaxBatch: 3, BatchDelay: c.delay}, pub: rec, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			s := &stream{c: cap, txs: make(chan *txn, 4)}
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.publish(ctx)
-			}()
-			defer func() {
-				cancel()
-				wg.Wait()
-			}()
+			s, stop := startPublisher(Config{MaxBatch: 3, BatchDelay: c.delay}, rec, 4)
+			defer stop()
 			// Each is handed over once the publisher holds the one before
 			// (the queue is empty): only waiting can merge them.
 			for end := 1; end <= 4; end++ {
@@ -144,15 +151,7 @@ func BenchmarkPublishStage(b *testing.B) {
 	for _, delay := range []time.Duration{-1, 5 * time.Millisecond} {
 		b.Run("delay="+delay.String(), func(b *testing.B) {
 			counter := &countingPublisher{pub: bp}
-			cap := &Capture{cfg: Config{MaxBatch: 1000, BatchDelay: delay}, pub: counter, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			s := &stream{c: cap, txs: make(chan *txn, queueTxs), source: "bench"}
-			ctx, cancel := context.WithCancel(context.Background())
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.publish(ctx)
-			}()
+			s, stop := startPublisher(Config{MaxBatch: 1000, BatchDelay: delay}, counter, queueTxs)
 			cpu0 := procSeconds(b, srv.PID())
 			b.ResetTimer()
 			tick := time.NewTicker(time.Millisecond)
@@ -169,8 +168,7 @@ func BenchmarkPublishStage(b *testing.B) {
 				time.Sleep(time.Millisecond)
 			}
 			b.StopTimer()
-			cancel()
-			wg.Wait()
+			stop()
 			calls := counter.calls()
 			b.ReportMetric(float64(b.N)/float64(max(calls, 1)), "rows/call")
 			b.ReportMetric((procSeconds(b, srv.PID())-cpu0)*1e6/float64(b.N), "redis-µs/row")
