@@ -344,7 +344,8 @@ func (s *stream) status(ctx context.Context, force bool) error {
 
 // confirmEvery is the least time between two reports of a moved
 // position: the walsender handles each, and reporting after every publish
-// call (thousands a second at small transactions) costs its CPU.
+// call (thousands a second at small transactions) costs its CPU. A
+// publish is reported within about twice this.
 const confirmEvery = 50 * time.Millisecond
 
 // read receives and decodes until ctx ends or the stream fails.
