@@ -36,7 +36,7 @@ import (
 // commit time, to tell a stall from a backlog;
 // SYNCGATE_BENCH_PGCONF=name=value sets a PostgreSQL parameter first;
 // SYNCGATE_BENCH_PROFILES=DIR saves a 3 s CPU profile of the gateway
-// draining each phase's backlog. Each
+// from the start of each phase's writes. Each
 // subtest commits single-row INSERTs from several writer connections,
 // rowsPerTx statements to a transaction (sent as one pipelined batch when
 // more than one), either as fast as the writers go (rate 0) or paced in
@@ -80,6 +80,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 	profileDir := os.Getenv("SYNCGATE_BENCH_PROFILES") // a CPU profile of the gateway per subtest, when set
 	awaitCapturing(t, met, -1)
 	tok := wstest.Token(t, "u", time.Hour, []string{"p1"}, nil, nil)
+	st := &stages{gateway: gw.cmd.Process.Pid, pg: pg, rs: rs}
 	t.Cleanup(func() {
 		// Warnings tell a capture restart or a failed publish from a slow machine.
 		log, _ := os.ReadFile(gw.log)
@@ -155,9 +156,51 @@ func TestCaptureThroughputLatency(t *testing.T) {
 
 			var committed atomic.Int64
 			var next atomic.Int64
+			s0 := st.sample()
 			start = time.Now()
 			end := start.Add(phase)
 			var wg sync.WaitGroup
+			waits := map[string]int{} // the walsender's wait event, sampled every 20 ms
+			var walsender []string    // with SYNCGATE_BENCH_SLOW: WAL not yet sent, and sent but not confirmed, each 500 ms
+			if os.Getenv("SYNCGATE_BENCH_SLOW") != "" {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					mon, err := pgx.Connect(ctx, pg.URL())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer mon.Close(context.Background())
+					tick := time.NewTicker(20 * time.Millisecond)
+					defer tick.Stop()
+					for n := 1; time.Now().Before(end); n++ {
+						<-tick.C
+						var wait string
+						if err := mon.QueryRow(ctx, `SELECT coalesce(wait_event, state, '') FROM pg_stat_activity WHERE backend_type = 'walsender'`).Scan(&wait); err == nil {
+							waits[wait]++
+						}
+						if n%25 != 0 {
+							continue
+						}
+						var unsent, unconfirmed int64
+						if err := mon.QueryRow(ctx, `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn), -1)::bigint,
+							coalesce(pg_wal_lsn_diff(sent_lsn, flush_lsn), -1)::bigint FROM pg_stat_replication`).Scan(&unsent, &unconfirmed); err != nil {
+							t.Error(err)
+							return
+						}
+						walsender = append(walsender, fmt.Sprintf("%.1fs:%dk/%dk", time.Since(start).Seconds(), unsent>>10, unconfirmed>>10))
+					}
+				}()
+			}
+			if profileDir != "" {
+				// The gateway while the writers write, 3 s from the start.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					profile(t, met, filepath.Join(profileDir, name+".pprof"), min(phase, 3*time.Second))
+				}()
+			}
 			for w := 0; w < tc.writers; w++ {
 				wg.Add(1)
 				go func() {
@@ -208,11 +251,8 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			wg.Wait()
 			writeTime := time.Since(start)
 			atWriteEnd := delivered.Load()
-			if profileDir != "" {
-				// The gateway draining the backlog, 3 s.
-				profile(t, met, filepath.Join(profileDir, name+".pprof"), 3*time.Second)
-			}
 			await(t, 120*time.Second, "every committed row delivered", func() bool { return delivered.Load() >= committed.Load() })
+			s1 := st.sample()
 			total := time.Unix(0, lastDelivery.Load()).Sub(start)
 			drain := total - writeTime // the backlog left when the writers stopped, captured with no writer competing
 			drainRate := 0.0
@@ -233,6 +273,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			t.Logf("%s: %d rows committed in %s (%.0f rows/s offered); delivered %d, %.0f rows/s first commit to last delivery (%.0f rows/s draining the backlog after the writers stopped); latency commit→client p50 %s p99 %s max %s; commit→history (ms resolution, %d samples) p50 %s p99 %s max %s",
 				name, committed.Load(), writeTime.Round(time.Millisecond), float64(committed.Load())/writeTime.Seconds(),
 				delivered.Load(), float64(delivered.Load())/total.Seconds(), drainRate, p(0.5), p(0.99), p(1), len(hist), h(0.5), h(0.99), h(1))
+			t.Logf("%s: %s; load average %s", name, s0.report(s1, delivered.Load()), loadavg())
 			if os.Getenv("SYNCGATE_BENCH_SLOW") != "" {
 				var keys []int
 				for k := range slow {
@@ -244,6 +285,7 @@ func TestCaptureThroughputLatency(t *testing.T) {
 					fmt.Fprintf(&b, " %.1fs:%d≤%s", float64(k)/10, slow[k].n, slow[k].max.Round(time.Millisecond))
 				}
 				t.Logf("deliveries later than 300 ms, by commit time since the start (100 ms buckets: count≤latest):%s", b.String())
+				t.Logf("WAL not yet sent / sent and not confirmed by the gateway, every 500 ms: %s; the walsender's wait events: %v", strings.Join(walsender, " "), waits)
 			}
 			if delivered.Load() != committed.Load() || len(dups) > 0 {
 				t.Errorf("delivered %d rows, committed %d; %d delivered twice: %v", delivered.Load(), committed.Load(), len(dups), dups[:min(len(dups), 10)])
@@ -253,6 +295,14 @@ func TestCaptureThroughputLatency(t *testing.T) {
 			<-done
 		})
 	}
+}
+
+// loadavg is /proc/loadavg's first three numbers: how busy the shared
+// machine was.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // profile saves a CPU profile of the gateway over d.

@@ -160,6 +160,14 @@ func (s *Server) ready() bool {
 	return exec.Command(p, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", "postgres").Run() == nil
 }
 
+// PID is the process id of the running postmaster (its backends and
+// walsenders are its children), for tests that measure their CPU.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd.Process.Pid
+}
+
 // Stop shuts the server down cleanly (fast shutdown: a checkpoint, then
 // exit) and waits for it.
 func (s *Server) Stop() { s.stop(syscall.SIGINT) }

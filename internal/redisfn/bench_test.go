@@ -57,3 +57,45 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPublishLongHistory measures small syncgate_publish_at calls (10
+// events, as change capture makes at a steady rate) into streams that hold
+// a long history (100,000 entries, within the TTL): a call's cost must not
+// grow with the history it keeps. Library version 4 walked both streams on
+// every call to find entries older than the TTL (36 ms a call here);
+// version 5 looks forwards first.
+func BenchmarkPublishLongHistory(b *testing.B) {
+	const size, n = 100000, 10
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	if err := redisfn.Load(ctx, rdb, redisfn.Limits{HistorySize: size, HistoryTTL: time.Hour}, redisfn.OwnerGateway, true); err != nil {
+		b.Fatal(err)
+	}
+	seq := 0
+	publish := func(k int) {
+		evs := make([]syncgate.Event, k)
+		at := &redisfn.At{Source: "bench", Positions: make([]string, k)}
+		for i := range evs {
+			seq++
+			evs[i] = syncgate.Event{Type: "insert", Project: "bench", Collection: "rows", DocumentID: strconv.Itoa(seq), Document: json.RawMessage(`{"id":` + strconv.Itoa(seq) + `,"pad":"x"}`)}
+			at.Positions[i] = fmt.Sprintf("%016X%08X", uint64(seq), 0)
+		}
+		enc, err := redisfn.Encode(evs, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := redisfn.Publish(ctx, rdb, enc, at, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for seq < size {
+		publish(1000)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		publish(n)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/call")
+}

@@ -13,9 +13,11 @@ import (
 )
 
 // LibraryVersion is the version of the `syncgate` function library this
-// package installs; syncgate_version returns it first. It changes only
-// when the installed source changes observably (docs/redis.md).
-const LibraryVersion = "4"
+// package installs; syncgate_version returns it first. It changes with
+// every change of the installed source (TestSourceUnchanged pins it), so a
+// node can tell which source a Redis runs (docs/redis.md). 5: the age trim
+// no longer walks the stream on every publish.
+const LibraryVersion = "5"
 
 // History limits when a configuration leaves them zero: every gateway, the
 // in-memory backplane and a publisher installing the library use these.

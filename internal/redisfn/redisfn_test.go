@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +21,13 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// TestSourceUnchanged: the embedded source renders byte for byte what
-// library version 4 installed when it was a Go format string (SHA-256 of
-// fmt.Sprintf(redisLibrary, size, ttl ms, "4", owner) before the move), so
-// the version stays 4.
+// TestSourceUnchanged pins the rendered source of library version 5 by
+// SHA-256, so that no edit of syncgate.lua reaches Redis under a version
+// that already names another source: change the sums only together with
+// LibraryVersion. (Version 4 rendered 4d86983f… for the first case; 5's
+// age trim looks for an entry older than the TTL forwards before reading
+// the newest of them backwards, which walked the whole stream on every
+// publish.)
 func TestSourceUnchanged(t *testing.T) {
 	for _, c := range []struct {
 		size  int
@@ -31,10 +35,10 @@ func TestSourceUnchanged(t *testing.T) {
 		owner redisfn.Owner
 		sum   string
 	}{
-		{1000, 24 * time.Hour, redisfn.OwnerGateway, "4d86983f9a1b1dd3f2b18b4b89e617ce4c00c2becf8cf3a20ae883959c7cb43e"},
-		{0, time.Millisecond, redisfn.OwnerPublisher, "5b2939e3e698682c730ceb0a4ef8abc52bf1924e652d0bb135425e51e605d0cf"},
-		{-5, 90 * time.Minute, redisfn.OwnerGateway, "490a592ec90890a95c4f65be99cb39e1da9364a587879cb193c521ab1b5ce71c"},
-		{123456, 1500 * time.Millisecond, redisfn.OwnerPublisher, "1d3fa403b89bc837b44620ed04d3708523e50e9a7c5df7cffce60dac523af207"},
+		{1000, 24 * time.Hour, redisfn.OwnerGateway, "d2351024ade1d5c6fb7cdd002aa61c5c7302cb36538d9422726396626c21c7a0"},
+		{0, time.Millisecond, redisfn.OwnerPublisher, "c761202fd773ad1db38ca5966d1d187c3b65adfe0c2c258cd59d5696a851c9b5"},
+		{-5, 90 * time.Minute, redisfn.OwnerGateway, "f2179ffb1c3a893c5c542bdde023bd2978db024fa6d8a9e9d515ec49b6a9f7d0"},
+		{123456, 1500 * time.Millisecond, redisfn.OwnerPublisher, "febf737d0325502c6297f304cffb05b4d2effa1688fdebfc911017bb32a37a37"},
 	} {
 		// The old renderer took the size as is (0 rendered 0, negative 0):
 		// Source applies defaults for 0, so pass what the old caller passed.
@@ -285,5 +289,94 @@ func TestCalls(t *testing.T) {
 	_, err = redisfn.Publish(ctx, rdb, enc, nil, nil)
 	if !errors.Is(err, redisfn.ErrNotSent) || errors.Is(err, redisfn.ErrMayHaveRun) {
 		t.Errorf("publish to a killed Redis: %v, want ErrNotSent", err)
+	}
+}
+
+// TestAgeTrim: a publish drops the entries older than the TTL and records
+// the newest of them in the trimmed hash (what resume compares with), and
+// keeps a stream whose entries are all younger as it is.
+func TestAgeTrim(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	publish := func(lim redisfn.Limits, ids ...string) []string {
+		t.Helper()
+		var evs []syncgate.Event
+		for _, id := range ids {
+			evs = append(evs, syncgate.Event{Type: "insert", Project: "p", Collection: "c", DocumentID: id})
+		}
+		enc, err := redisfn.Encode(evs, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, err := redisfn.Publish(ctx, rdb, enc, nil, redisfn.PublisherLoader(rdb, lim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range offs {
+			_, id, _ := strings.Cut(o, ":")
+			offs[i] = id
+		}
+		return offs
+	}
+	hour := redisfn.Limits{HistorySize: 100, HistoryTTL: time.Hour}
+	publish(hour, "1", "2")
+	publish(hour, "3")
+	if n, err := rdb.XLen(ctx, "sg:{p}:s:c").Result(); err != nil || n != 3 {
+		t.Fatalf("inside the TTL: %d entries, %v; want 3", n, err)
+	}
+	if n, err := rdb.Exists(ctx, "sg:{p}:trimmed").Result(); err != nil || n != 0 {
+		t.Fatalf("inside the TTL the trimmed hash exists (%d, %v)", n, err)
+	}
+	// With a TTL of 1 ms, every entry of an earlier millisecond goes.
+	ms := redisfn.Limits{HistorySize: 100, HistoryTTL: time.Millisecond}
+	if err := redisfn.Load(ctx, rdb, ms, redisfn.OwnerGateway, true); err != nil {
+		t.Fatal(err)
+	}
+	old, err := rdb.XRevRangeN(ctx, "sg:{p}:s:c", "+", "-", 1).Result()
+	if err != nil || len(old) != 1 {
+		t.Fatalf("newest entry: %v %v", old, err)
+	}
+	var last string
+	await(t, 5*time.Second, "the entries of earlier milliseconds trimmed", func() bool {
+		last = publish(ms, "4")[0]
+		n, err := rdb.XLen(ctx, "sg:{p}:s:c").Result()
+		return err == nil && n == 1
+	})
+	if got, err := rdb.XRange(ctx, "sg:{p}:s:c", "-", "+").Result(); err != nil || len(got) != 1 || got[0].ID != last {
+		t.Fatalf("after the trim: %v %v, want only %s", got, err, last)
+	}
+	// The mark is the newest entry that went: the third one, or a "4"
+	// published before the trim took, never the one kept.
+	got, err := rdb.HGet(ctx, "sg:{p}:trimmed", "c").Result()
+	if err != nil || idLess(got, old[0].ID) || !idLess(got, last) {
+		t.Fatalf("trimmed mark %q (%v): want from %s to before %s", got, err, old[0].ID, last)
+	}
+}
+
+// idLess orders two stream ids ms-seq.
+func idLess(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	x, _ := strconv.ParseUint(am, 10, 64)
+	y, _ := strconv.ParseUint(bm, 10, 64)
+	if x != y {
+		return x < y
+	}
+	i, _ := strconv.ParseUint(as, 10, 64)
+	j, _ := strconv.ParseUint(bs, 10, 64)
+	return i < j
+}
+
+// await polls cond every millisecond until it holds, failing after d.
+func await(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -38,6 +38,10 @@ type Config struct {
 	StatusInterval time.Duration
 	// MaxBatch is the most events per publish call; default 1000.
 	MaxBatch int
+	// BatchDelay is how long a committed transaction waits for the ones
+	// after it to share its publish call (unless the call is full before);
+	// default 5ms, negative for none.
+	BatchDelay time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics may be nil.
@@ -88,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 1000
+	}
+	if c.BatchDelay == 0 {
+		c.BatchDelay = 5 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -12,10 +12,26 @@
 // messages (Relation, Begin, Insert, Update, Delete, Truncate, Commit and
 // logical messages) into one transaction's events, and hands each
 // committed transaction to the publisher through a bounded channel; the
-// publisher merges what is waiting (up to Config.MaxBatch events per
+// publisher merges what is waiting and what arrives within
+// Config.BatchDelay (5 ms) of the first (up to Config.MaxBatch events per
 // call) and publishes it, in commit order, then records the end of what it
-// published. The reader confirms that position to the server. Any error
-// ends the session; the next one starts from the slot's confirmed position.
+// published. The reader confirms that position to the server, at most every
+// 50 ms. Any error ends the session; the next one starts from the slot's
+// confirmed position.
+//
+// # Cost per row
+//
+// The capture, Redis, the walsender and the database share the machine's
+// CPU, which is what bounds the rate: no stage waits idle on another. So
+// the pipeline is built for CPU per row, not for overlap. A publish call
+// costs a round trip and a fixed share of Redis's work, so small
+// transactions are merged for BatchDelay; each position report costs the
+// walsender, so they are rate limited; the reader waits for messages on a
+// read deadline rather than a context per message (pgconn registers a
+// context.AfterFunc for each cancellable context it is given). Calls are
+// not pipelined: positions are recorded in call order, a failed call would
+// have to stop the calls behind it, and with the CPU the limit there is
+// no idle time for a second call in flight to fill.
 //
 // # Mapping
 //
