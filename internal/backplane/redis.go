@@ -77,6 +77,7 @@ type Redis struct {
 	fillBytes int // bytes held in every stream's fill buffer
 
 	limitsWarned atomic.Bool // warned once that another gateway's limits apply
+	newerWarned  atomic.Bool // logged once that a newer library stays
 }
 
 // psGroup is one pub/sub connection and the channels it carries.

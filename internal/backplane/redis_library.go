@@ -33,8 +33,8 @@ func (b *Redis) load(ctx context.Context) error {
 
 // ensureLibrary reinstalls the function library with this node's limits on
 // every master where it is missing (Redis restarted empty, a new cluster
-// master), outdated, or installed by a publisher (with the publisher's
-// limits). A library another gateway installed stays: nodes are configured
+// master), older than this node's, or installed by a publisher (with the
+// publisher's limits); a newer version (a later release rolling out) stays. A library another gateway installed stays: nodes are configured
 // alike (docs/redis.md), and replacing it would make two misconfigured
 // nodes take turns; a difference in limits is logged once.
 func (b *Redis) ensureLibrary(ctx context.Context) {
@@ -47,6 +47,15 @@ func (b *Redis) ensureLibrary(ctx context.Context) {
 			why = "missing"
 		case err != nil:
 			return err
+		case in.Newer():
+			// A node of a later release is rolling out: replacing its
+			// library would make the two releases take turns at every
+			// probe. Each version keeps the functions and arguments of
+			// the ones before it (docs/redis.md), so this node can call it.
+			if !b.newerWarned.Swap(true) {
+				b.log.Info("a newer gateway installed the function library; leaving it", "installed_version", in.Version, "version", redisfn.LibraryVersion)
+			}
+			return nil
 		case in.Version != redisfn.LibraryVersion || in.Owner == "":
 			why = "outdated"
 		case in.Owner != redisfn.OwnerGateway:

@@ -1,8 +1,12 @@
 package backplane_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -208,4 +212,73 @@ func TestRedisGatewayLimitsWin(t *testing.T) {
 	if n, _ := srv.Do("XLEN", "sg:{p1}:s:c"); n != "5" {
 		t.Fatalf("history length %s, want the gateway's 5", n)
 	}
+}
+
+// TestRedisNewerLibraryStays: a library of a later version (a newer release
+// rolling out) is left in place by the probe, and logged once; an older one
+// is replaced. Before, two releases replaced each other at every probe.
+func TestRedisNewerLibraryStays(t *testing.T) {
+	srv := redistest.Start(t)
+	logs := &syncBuffer{}
+	startRedisBP(t, srv.URL(), func(c *backplane.RedisConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		c.ProbeInterval, c.ProbeTimeout = 100*time.Millisecond, 500*time.Millisecond
+	})
+	src := redisfn.Source(redisfn.Limits{}, redisfn.OwnerGateway)
+	mine := "local VERSION = '" + backplane.RedisLibraryVersion + "'\n"
+	if !strings.Contains(src, mine) {
+		t.Fatalf("library source has no %q", mine)
+	}
+	install := func(version string) {
+		t.Helper()
+		if _, err := srv.Do("FUNCTION", "LOAD", "REPLACE", strings.Replace(src, mine, "local VERSION = '"+version+"'\n", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version := func() string {
+		v, _ := srv.Do("FCALL_RO", "syncgate_version", "0")
+		return strings.SplitN(v, "\n", 2)[0]
+	}
+
+	install("99")
+	await(t, 5*time.Second, "the probe to leave version 99", func() bool {
+		return strings.Contains(logs.String(), "a newer gateway installed the function library")
+	})
+	// Three more probes check the library (each asks syncgate_version)
+	// and leave it too.
+	checks := func() int {
+		info, _ := srv.Do("INFO", "commandstats")
+		_, rest, _ := strings.Cut(info, "cmdstat_fcall_ro:calls=")
+		n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		return n
+	}
+	from := checks()
+	await(t, 5*time.Second, "three more probes", func() bool { return checks() >= from+3 })
+	if v := version(); v != "99" {
+		t.Fatalf("library version %q after the probes, want 99 left in place", v)
+	}
+	if n := strings.Count(logs.String(), "a newer gateway installed"); n != 1 {
+		t.Fatalf("logged %d times, want once", n)
+	}
+
+	install("3")
+	await(t, 5*time.Second, "version 3 replaced by this node's", func() bool { return version() == backplane.RedisLibraryVersion })
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from other goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

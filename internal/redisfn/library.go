@@ -113,6 +113,15 @@ func (in Installed) Matches(l Limits) bool {
 	return in.Version == LibraryVersion && in.HistorySize == int64(maxLen) && in.HistoryTTL.Milliseconds() == ttl
 }
 
+// Newer reports whether the installed library is a later version than this
+// package's: a gateway of a later release installed it during a rolling
+// upgrade. Versions are whole numbers; one that is not counts as older.
+func (in Installed) Newer() bool {
+	v, err := strconv.Atoi(in.Version)
+	mine, _ := strconv.Atoi(LibraryVersion)
+	return err == nil && v > mine
+}
+
 // InstalledOn asks one Redis (a cluster master, or a single Redis) which
 // library it has. A Redis without it fails with an error IsFunctionMissing
 // recognises.
