@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/edge"
@@ -67,15 +65,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = q.Get("token")
 	}
-	sock, err := wsconn.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:  cfg.OriginPatterns,
-		CompressionMode: websocket.CompressionDisabled,
-	}, wsconn.Config{StallLimit: cfg.WriteTimeout, Metrics: cfg.Metrics})
+	sock, err := wsconn.Accept(w, r, wsconn.Config{
+		OriginPatterns: cfg.OriginPatterns,
+		ReadLimit:      cfg.MaxMessageBytes,
+		StallLimit:     cfg.WriteTimeout,
+		Metrics:        cfg.Metrics,
+	})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	sock.WS.SetReadLimit(cfg.MaxMessageBytes)
 	sid := randomID()
 	sess, err := h.Register(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSocketIO), hub.SessionConfig{
 		Transport:  hub.TransportSocketIO,
@@ -91,7 +90,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := &transport{sock: sock, abort: sess.Abort(), pingInterval: s.cfg.PingInterval, pingTimeout: s.cfg.PingTimeout,
 		written: make(map[subKey]backplane.Offset)}
 	t.lastPong.Store(time.Now().UnixNano())
-	c := &conn{s: s, h: h, sess: sess, sock: sock, ws: sock.WS, token: token, lastPong: &t.lastPong}
+	c := &conn{s: s, h: h, sess: sess, sock: sock, token: token, lastPong: &t.lastPong}
 	sess.Attach(t)
 	// Whatever ends the connection, a panic included, Finish releases its
 	// subscriptions and timers, and the socket is released and counted.
@@ -104,11 +103,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // readLoop reads Engine.IO packets until the connection ends.
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(c.sess.Context())
+		typ, data, err := c.sock.Read()
 		if err != nil {
 			return
 		}
-		if typ != websocket.MessageText {
+		if typ != wsconn.MessageText {
 			if c.skipBinary > 0 {
 				c.skipBinary-- // an attachment of a refused binary packet
 				continue
@@ -156,7 +155,7 @@ func (c *conn) protocolError(what string) {
 // waitClosed lets the writer finish its close handshake, discarding reads.
 func (c *conn) waitClosed() {
 	for {
-		if _, _, err := c.ws.Read(c.sess.Context()); err != nil {
+		if _, _, err := c.sock.Read(); err != nil {
 			return
 		}
 	}

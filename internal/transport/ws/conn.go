@@ -1,11 +1,8 @@
 package ws
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-
-	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/auth"
@@ -21,7 +18,6 @@ type conn struct {
 	h    *hub.Hub
 	sess *hub.Session
 	sock *wsconn.Socket
-	ws   *websocket.Conn // sock.WS
 	out  *transport
 }
 
@@ -82,12 +78,12 @@ func (c *conn) readAuth() (token string, id []byte, err error) {
 		c.h.AuthFailed(err)
 		return err
 	}
-	typ, data, err := c.ws.Read(c.sess.Context())
+	typ, data, err := c.sock.Read()
 	if err != nil {
 		return "", nil, missing("no auth message in time")
 	}
 	req, err := decodeRequest(data)
-	if typ != websocket.MessageText || err != nil || req.Op != opAuth {
+	if typ != wsconn.MessageText || err != nil || req.Op != opAuth {
 		return "", nil, missing("the first message must be {\"op\":\"auth\",\"token\":...}")
 	}
 	c.h.ClientMessage(opAuth)
@@ -97,14 +93,12 @@ func (c *conn) readAuth() (token string, id []byte, err error) {
 // readLoop reads client messages until the connection ends.
 func (c *conn) readLoop() {
 	for {
-		// No context: coder/websocket would register a context.AfterFunc
-		// on the session's context for every Read, which an idle
-		// connection keeps (~300 bytes). The Read ends when the socket
-		// does, and every end of the session closes or cuts the socket
-		// (the writer's Close, Drain's cut, Finish).
-		typ, data, err := c.ws.Read(context.Background())
+		// The Read ends when the socket does, and every end of the
+		// session closes or cuts the socket (the writer's Close, Drain's
+		// cut, Finish).
+		typ, data, err := c.sock.Read()
 		if err != nil {
-			if s := websocket.CloseStatus(err); s == -1 && !errors.Is(err, context.Canceled) {
+			if wsconn.CloseStatus(err) == -1 {
 				c.sess.Log().Debug("read ended", "err", err)
 			}
 			return
@@ -122,8 +116,8 @@ func (c *conn) readLoop() {
 
 // handle handles one client message; it reports true when the connection
 // is closing (a binary frame) and only the close handshake is left.
-func (c *conn) handle(typ websocket.MessageType, data []byte) bool {
-	if typ != websocket.MessageText {
+func (c *conn) handle(typ wsconn.MessageType, data []byte) bool {
+	if typ != wsconn.MessageText {
 		c.h.ClientMessage("invalid")
 		c.sess.Close(hub.CloseProtocolError, "binary frames are not part of syncgate.v1", false)
 		return true
@@ -152,7 +146,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) bool {
 // discarding) until the socket ends.
 func (c *conn) waitClosed() {
 	for {
-		if _, _, err := c.ws.Read(c.sess.Context()); err != nil {
+		if _, _, err := c.sock.Read(); err != nil {
 			return
 		}
 	}
