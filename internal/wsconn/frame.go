@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -70,6 +71,40 @@ type header struct {
 	key    [4]byte
 }
 
+// Serve calls step for each message the peer sends, until step returns
+// false or the socket ends; step reads the message with Read, on a
+// goroutine of its own (the transports use Session.Handle). Between
+// messages the caller waits here for the first byte of the next one, a few
+// frames from the top of its goroutine, so an idle connection's reader
+// keeps the 2 KiB minimum stack. It must never go deeper: the runtime
+// shrinks a parked goroutine's stack only while it uses under a quarter of
+// it (counting an 800-byte margin), so a reader that once grew to 4 KiB
+// keeps 4 KiB, and new goroutines start at the average stack in use plus a
+// guard, rounded up, so readers parked deeper than ~1.1 KiB start at
+// 4 KiB (BENCHMARKS.md, "Idle connection memory").
+func (s *Socket) Serve(step func() bool) {
+	for s.wait() == nil && step() {
+	}
+}
+
+// wait blocks until the first byte of the next frame has arrived, and
+// keeps it for Read.
+func (s *Socket) wait() error {
+	s.rmu.Lock()
+	var err error
+	if !s.hasFirst && len(s.pending) == 0 {
+		var n int
+		if n, err = s.nc.Read(s.first[:]); n == 1 {
+			s.hasFirst, err = true, nil
+		} else if err == nil {
+			err = io.ErrNoProgress
+		}
+	}
+	s.leftRead(err)
+	s.rmu.Unlock()
+	return err
+}
+
 // leftRead notes that a read ended with err, for a Close waiting for the
 // reader. s.rmu held.
 func (s *Socket) leftRead(err error) {
@@ -85,7 +120,9 @@ func (s *Socket) leftRead(err error) {
 }
 
 // Read returns the next data message, answering pings and noting pongs on
-// the way. One goroutine reads at a time. A frame that breaks the protocol (unmasked, reserved
+// the way. One goroutine reads at a time. An idle connection's reader
+// waits here in a plain read of the socket, at a shallow depth, so its
+// stack stays small. A frame that breaks the protocol (unmasked, reserved
 // bits, a bad opcode or fragment sequence), a message over the read
 // limit (1009) or text that is not UTF-8 (1007) is answered with a close
 // frame, after which Read waits (bounded) for the peer to go and returns
@@ -209,9 +246,12 @@ func (s *Socket) readPayload(h *header, p []byte) error {
 	return nil
 }
 
-// readFull fills p from what net/http had buffered past the request, then
-// from the socket.
+// readFull fills p with the byte wait kept, what net/http had buffered
+// past the request, then from the socket.
 func (s *Socket) readFull(p []byte) error {
+	if s.hasFirst && len(p) > 0 {
+		p[0], p, s.hasFirst = s.first[0], p[1:], false
+	}
 	for len(p) > 0 {
 		if len(s.pending) > 0 {
 			n := copy(p, s.pending)

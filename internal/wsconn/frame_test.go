@@ -116,6 +116,9 @@ func TestReadMessages(t *testing.T) {
 		typ  MessageType
 		data string
 	}{{MessageText, "hello"}, {MessageText, "fragmented é"}, {MessageBinary, "\xff\x00"}, {MessageText, ""}} {
+		if err := s.wait(); err != nil {
+			t.Fatal(err)
+		}
 		typ, data, err := s.Read()
 		if err != nil || typ != want.typ || string(data) != want.data {
 			t.Fatalf("Read: %v %q %v; want %v %q", typ, data, err, want.typ, want.data)
@@ -329,6 +332,9 @@ func FuzzRead(f *testing.F) {
 			client.Close()
 		}()
 		for {
+			if err := s.wait(); err != nil {
+				break
+			}
 			_, data, err := s.Read()
 			if err != nil {
 				break

@@ -85,7 +85,9 @@ type Socket struct {
 	// Reader-owned (under rmu, which Read holds, and a Close that reads
 	// the peer's answer itself while no Read runs).
 	rmu       sync.Mutex
-	pending   []byte // bytes net/http read past the upgrade request
+	pending   []byte  // bytes net/http read past the upgrade request
+	first     [1]byte // the byte wait read
+	hasFirst  bool
 	readLimit int64
 
 	// Writer-owned.

@@ -70,7 +70,7 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer sock.Finish()
 		defer sess.Finish()
-		sess.Run("reader", func() { c.serve(token) })
+		c.serve(token)
 	}()
 }
 

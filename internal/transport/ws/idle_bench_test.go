@@ -1,57 +1,52 @@
 package ws_test
 
 import (
-	"context"
+	"bufio"
+	"encoding/binary"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
 // BenchmarkIdleConnection opens idle subscribed /v1/ws connections (each
-// its own collection) and reports what each one costs, measured between
-// all open and all released: goroutine stacks (stack-B/conn: the server's
-// reader; the benchmark's client keeps no goroutine) and live heap
-// (heap-B/conn, both ends). The server's reader handles messages with Session.Handle, so its
-// blocked Read keeps a small stack.
+// its own collection) and reports what the server keeps for each one,
+// measured between all open and all released: goroutine stacks
+// (stack-B/conn: the server's reader) and live heap (heap-B/conn). The
+// clients are raw sockets that did the handshake and the subscribe by
+// hand, so they keep only their net.Conn (~0.3 KiB): the heap is the
+// server's. Half the connections are opened after a collection, as in a
+// gateway that has run for a while: the runtime starts new goroutines at
+// the average stack it found in use, so a reader parked deep in its read
+// makes every later reader start at 4 KiB.
 func BenchmarkIdleConnection(b *testing.B) {
-	const conns = 300
+	const conns = 1000
 	n := wstest.StartNode(b, wstest.NodeConfig{})
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+wstest.Token(b, "u1", time.Hour, []string{"p"}, nil, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), wstest.Wait)
-	defer cancel()
-	read := func(ws *websocket.Conn) {
-		if _, _, err := ws.Read(ctx); err != nil {
-			b.Fatal(err)
-		}
+	u, err := url.Parse(n.URL)
+	if err != nil {
+		b.Fatal(err)
 	}
+	tok := wstest.Token(b, "u1", time.Hour, []string{"p"}, nil, nil)
 	for range b.N {
 		var open, closed runtime.MemStats
-		socks := make([]*websocket.Conn, conns)
+		socks := make([]net.Conn, conns)
 		for i := range socks {
-			ws, _, err := websocket.Dial(ctx, n.WSURL(), &websocket.DialOptions{HTTPHeader: h, Subprotocols: []string{"syncgate.v1"}})
-			if err != nil {
-				b.Fatal(err)
+			if i == conns/2 {
+				runtime.GC()
 			}
-			read(ws) // ready
-			msg := `{"op":"subscribe","id":"s","project":"p","collection":"c` + strconv.Itoa(i) + `"}`
-			if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-				b.Fatal(err)
-			}
-			read(ws) // subscribed
-			socks[i] = ws
+			socks[i] = dialIdle(b, u.Host, tok, i)
 		}
 		runtime.GC()
 		runtime.GC() // a second cycle shrinks the stacks the first found oversized
 		runtime.ReadMemStats(&open)
-		for _, ws := range socks {
-			_ = ws.CloseNow()
+		for _, nc := range socks {
+			_ = nc.Close()
 		}
 		for n.Hub.Connections() > 0 { // the server side releases them
 			time.Sleep(time.Millisecond)
@@ -62,4 +57,58 @@ func BenchmarkIdleConnection(b *testing.B) {
 		b.ReportMetric(float64(int64(open.StackInuse)-int64(closed.StackInuse))/conns, "stack-B/conn")
 		b.ReportMetric(float64(int64(open.HeapAlloc)-int64(closed.HeapAlloc))/conns, "heap-B/conn")
 	}
+}
+
+// dialIdle opens a /v1/ws connection by hand (RFC 6455 handshake, token in
+// the header), subscribes it to collection c<i>, reads ready and
+// subscribed, and returns the bare socket.
+func dialIdle(b *testing.B, host, token string, i int) net.Conn {
+	b.Helper()
+	nc, err := net.Dial("tcp", host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(wstest.Wait))
+	req := "GET /v1/ws HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Protocol: syncgate.v1\r\nAuthorization: Bearer " + token + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		b.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("upgrade: %v %v", resp, err)
+	}
+	readServerFrame(b, br) // ready
+	msg := []byte(`{"op":"subscribe","id":"s","project":"p","collection":"c` + strconv.Itoa(i) + `"}`)
+	frame := []byte{0x81, 0x80 | byte(len(msg)), 1, 2, 3, 4} // masked, len < 126
+	for k, c := range msg {
+		frame = append(frame, c^frame[2+k&3])
+	}
+	if _, err := nc.Write(frame); err != nil {
+		b.Fatal(err)
+	}
+	readServerFrame(b, br) // subscribed
+	_ = nc.SetDeadline(time.Time{})
+	return nc
+}
+
+// readServerFrame reads one unmasked server frame.
+func readServerFrame(b *testing.B, br *bufio.Reader) []byte {
+	b.Helper()
+	var h [8]byte
+	if _, err := io.ReadFull(br, h[:2]); err != nil {
+		b.Fatal(err)
+	}
+	n := int(h[1] & 0x7f)
+	if n == 126 {
+		_, _ = io.ReadFull(br, h[:2])
+		n = int(binary.BigEndian.Uint16(h[:2]))
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(br, p); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
