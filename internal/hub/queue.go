@@ -104,7 +104,7 @@ func (s *Session) failSlowLocked(why string) {
 		m.SlowConsumers.WithLabelValues(s.transport).Inc()
 		m.EventsDropped.WithLabelValues(dropSlowClient).Add(float64(n))
 	}
-	s.log.Warn("closing slow consumer", "code", int(CloseSlowConsumer), "why", why, "dropped_events", n)
+	s.Log().Warn("closing slow consumer", "code", int(CloseSlowConsumer), "why", why, "dropped_events", n)
 }
 
 // stalled closes with 4008 a session whose client read nothing for the

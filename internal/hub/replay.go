@@ -97,7 +97,7 @@ func (s *Session) pageReadLocked(sub *Subscription, hist backplane.History, head
 	switch {
 	case err != nil:
 		if s.ctx.Err() == nil {
-			s.log.Warn("reading history for a replay failed; closing so that the client resumes", "stream", sub.key.Stream.String(), "err", err)
+			s.Log().Warn("reading history for a replay failed; closing so that the client resumes", "stream", sub.key.Stream.String(), "err", err)
 			s.closeLocked(CloseServiceRestart, "history unavailable, resume", true)
 		}
 	case !hist.Recovered:

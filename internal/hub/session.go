@@ -55,7 +55,6 @@ type Session struct {
 	h         *Hub
 	id        string
 	transport string
-	log       *slog.Logger
 	overhead  int
 	heartbeat time.Duration
 	authWhy   string
@@ -118,7 +117,6 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
 		abort: make(chan struct{}),
 	}
-	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if code := h.register(s); code != 0 {
 		s.cancel()
@@ -130,8 +128,10 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 // ID is the session's id.
 func (s *Session) ID() string { return s.id }
 
-// Log is the session's logger (transport and id attached).
-func (s *Session) Log() *slog.Logger { return s.log }
+// Log is the session's logger (transport and id attached). It is made at
+// each call rather than kept: a logger with attributes costs a few hundred
+// bytes per session, and sessions log rarely.
+func (s *Session) Log() *slog.Logger { return s.h.log.With("transport", s.transport, "conn", s.id) }
 
 // Hub is the session's engine.
 func (s *Session) Hub() *Hub { return s.h }

@@ -34,7 +34,7 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 		return nil, Opened{}, rerr
 	}
 	fail := func(err error, subscribed bool) (*Subscription, Opened, error) {
-		s.log.Warn("subscribe failed", "stream", st.String(), "err", err)
+		s.Log().Warn("subscribe failed", "stream", st.String(), "err", err)
 		s.end(sub, subscribed)
 		return nil, Opened{}, refused(CodeInternal, "subscribe "+st.String()+": "+err.Error())
 	}
@@ -172,7 +172,7 @@ func (s *Session) end(sub *Subscription, unsubscribe bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.h.bp.Unsubscribe(ctx, sub.key.Stream); err != nil {
-			s.log.Warn("backplane unsubscribe failed", "stream", sub.key.Stream.String(), "err", err)
+			s.Log().Warn("backplane unsubscribe failed", "stream", sub.key.Stream.String(), "err", err)
 		}
 	}
 }

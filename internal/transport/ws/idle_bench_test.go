@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -27,7 +29,10 @@ import (
 // makes every later reader start at 4 KiB.
 func BenchmarkIdleConnection(b *testing.B) {
 	const conns = 1000
-	n := wstest.StartNode(b, wstest.NodeConfig{})
+	// A logger like the gateway's (text, warn level), not a discarding one:
+	// what a session's logger keeps shows.
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n := wstest.StartNode(b, wstest.NodeConfig{Hub: hub.Config{Logger: logger}})
 	u, err := url.Parse(n.URL)
 	if err != nil {
 		b.Fatal(err)
