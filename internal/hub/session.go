@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/internal/auth"
-	"github.com/syncgate/syncgate/internal/wsconn"
+	"github.com/syncgate/syncgate/internal/guard"
 )
 
 // SessionConfig describes a session to Hub.Register.
@@ -188,8 +188,8 @@ func (s *Session) kickLocked() {
 }
 
 // guard is the session's recover boundary.
-func (s *Session) guard() wsconn.Guard {
-	return wsconn.Guard{Log: s.h.log, Metrics: s.h.m, Transport: s.transport}
+func (s *Session) guard() guard.Guard {
+	return guard.Guard{Log: s.h.log, Metrics: s.h.m, Transport: s.transport}
 }
 
 // Run runs f, a goroutine of the transport's (its reader), under the

@@ -18,15 +18,15 @@
 //     gathered into one write(2) per batch (batch.go).
 //   - Every close the server makes is counted once, by code, in
 //     syncgate_disconnects_total (Socket.Close, Socket.Cut, Socket.Finish).
-//   - Guard is the recover boundary around every connection goroutine: a
-//     panic closes that connection with 1011, is logged once with its stack
-//     and counted in syncgate_panics_total{transport}; the process lives on
-//     (guard.go).
+//
+// The recover boundary of connection goroutines and the write errors the
+// engine knows (ErrStalled, ErrAborted) live in internal/guard, so the
+// engine does not import this package.
 //
 // The tests and cmd/loadgen use github.com/coder/websocket as the client,
 // so every exchange is checked against an independent implementation.
 //
 // Concurrency: one goroutine reads (Read); one goroutine at a time writes
 // messages with Socket.Write (the transport's writer); Ping, Close, Cut and
-// Finish are safe from any goroutine. Guard is safe for concurrent use.
+// Finish are safe from any goroutine.
 package wsconn

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -308,6 +309,15 @@ func TestAcceptRefuses(t *testing.T) {
 				t.Fatalf("body %q, want it to say %q", body, tt.want)
 			}
 		})
+	}
+}
+
+func TestClipReason(t *testing.T) {
+	for _, s := range []string{"", "short", strings.Repeat("a", 123), strings.Repeat("a", 200), strings.Repeat("é", 100)} {
+		got := clipReason(s)
+		if len(got) > 123 || !utf8.ValidString(got) || !strings.HasPrefix(s, got) || (len(s) <= 123 && got != s) {
+			t.Errorf("clipReason(%d bytes) = %d bytes %q", len(s), len(got), got)
+		}
 	}
 }
 

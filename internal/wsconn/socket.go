@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/syncgate/syncgate/internal/guard"
 	"github.com/syncgate/syncgate/internal/metrics"
 )
 
@@ -38,10 +39,12 @@ type Config struct {
 // Errors of Socket.Write after which the caller closes the connection with
 // Socket.Close: the close frame still fits in the send buffer.
 var (
-	// ErrStalled means the peer read nothing for Config.StallLimit.
-	ErrStalled = errors.New("wsconn: the peer stopped reading")
-	// ErrAborted means the abort channel closed while Write waited for room.
-	ErrAborted = errors.New("wsconn: write abandoned for a close")
+	// ErrStalled means the peer read nothing for Config.StallLimit
+	// (guard's, which the engine knows).
+	ErrStalled = guard.ErrStalled
+	// ErrAborted means the abort channel closed while Write waited for
+	// room (guard's, which the engine knows).
+	ErrAborted = guard.ErrAborted
 	// errUnfinished means an earlier Write left a message unfinished; only
 	// a close may follow.
 	errUnfinished = errors.New("wsconn: a message was left unfinished")
