@@ -129,15 +129,28 @@ func (s *Socket) leftRead(err error) {
 // an error. When the peer closes, Read answers its close frame and
 // returns a *CloseError.
 func (s *Socket) Read() (MessageType, []byte, error) {
+	return s.read(false)
+}
+
+// Next is Read for a step of Serve: it also returns, with MessageType 0
+// and no data, after a control frame that came outside a message (a ping
+// answered, a pong noted), so that the reader goes back to waiting at the
+// top of its stack rather than for the next message here.
+func (s *Socket) Next() (MessageType, []byte, error) {
+	return s.read(true)
+}
+
+func (s *Socket) read(control bool) (MessageType, []byte, error) {
 	s.rmu.Lock()
-	typ, data, err := s.readMessage()
+	typ, data, err := s.readMessage(control)
 	s.leftRead(err)
 	s.rmu.Unlock()
 	return typ, data, err
 }
 
-// readMessage reads frames up to the end of a data message. s.rmu held.
-func (s *Socket) readMessage() (MessageType, []byte, error) {
+// readMessage reads frames up to the end of a data message, or, with
+// control, up to a control frame outside a message. s.rmu held.
+func (s *Socket) readMessage(control bool) (MessageType, []byte, error) {
 	var (
 		typ MessageType
 		msg []byte
@@ -162,6 +175,9 @@ func (s *Socket) readMessage() (MessageType, []byte, error) {
 				s.gotPong(payload)
 			default:
 				return 0, nil, s.peerClosed(payload)
+			}
+			if control && typ == 0 {
+				return 0, nil, nil
 			}
 			continue
 		case opContinuation:

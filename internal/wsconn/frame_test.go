@@ -130,6 +130,55 @@ func TestReadMessages(t *testing.T) {
 	}
 }
 
+// TestServeStepsPerFrame: each step of Serve reads one message, or one
+// control frame outside a message (then Next returns type 0), so the
+// reader is back at Serve's wait after a ping; inside a fragmented message
+// a control frame does not end the step.
+func TestServeStepsPerFrame(t *testing.T) {
+	s, nc, br := rawPair(t, Config{})
+	type result struct {
+		typ  MessageType
+		data string
+	}
+	steps := make(chan result, 8)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s.Serve(func() bool {
+			typ, data, err := s.Next()
+			if err != nil {
+				return false
+			}
+			steps <- result{typ, string(data)}
+			return true
+		})
+	}()
+	send := func(frames ...[]byte) {
+		t.Helper()
+		if _, err := nc.Write(bytes.Join(frames, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(want result) {
+		t.Helper()
+		if got := <-steps; got != want {
+			t.Fatalf("step read %+v, want %+v", got, want)
+		}
+	}
+	send(clientFrame(true, opPing, []byte("p1")))
+	expect(result{})
+	if op, p := serverFrame(t, br); op != opPong || string(p) != "p1" {
+		t.Fatalf("op %d %q, want pong p1", op, p)
+	}
+	send(clientFrame(false, opText, []byte("a")), clientFrame(true, opPing, nil), clientFrame(true, opContinuation, []byte("b")))
+	expect(result{MessageText, "ab"})
+	send(clientFrame(true, opPong, []byte("x")), clientFrame(true, opText, []byte("c")))
+	expect(result{})
+	expect(result{MessageText, "c"})
+	nc.Close()
+	<-served
+}
+
 // TestReadRefuses: each broken frame is answered with a close frame of
 // the right code, and Read returns an error.
 func TestReadRefuses(t *testing.T) {

@@ -117,11 +117,13 @@ func (c *conn) step() bool {
 
 // next reads one Engine.IO packet and handles it; false ends the reader.
 func (c *conn) next() bool {
-	typ, data, err := c.sock.Read()
-	if err != nil {
+	typ, data, err := c.sock.Next()
+	switch {
+	case err != nil:
 		return false
-	}
-	if typ != wsconn.MessageText {
+	case typ == 0:
+		return true // a WebSocket ping or pong only
+	case typ != wsconn.MessageText:
 		if c.skipBinary > 0 {
 			c.skipBinary-- // an attachment of a refused binary packet
 			return true

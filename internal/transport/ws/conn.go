@@ -108,12 +108,15 @@ func (c *conn) readAuth() (token string, id []byte, err error) {
 func (c *conn) next() bool {
 	// The Read ends when the socket does, and every end of the session
 	// closes or cuts the socket (the writer's Close, Drain's cut, Finish).
-	typ, data, err := c.sock.Read()
+	typ, data, err := c.sock.Next()
 	if err != nil {
 		if wsconn.CloseStatus(err) == -1 {
 			c.sess.Log().Debug("read ended", "err", err)
 		}
 		return false
+	}
+	if typ == 0 {
+		return true // a ping or pong only
 	}
 	if c.handle(typ, data) {
 		c.waitClosed()

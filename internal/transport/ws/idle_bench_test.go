@@ -20,10 +20,11 @@ import (
 // BenchmarkIdleConnection opens idle subscribed /v1/ws connections (each
 // its own collection) and reports what the server keeps for each one,
 // measured between all open and all released: goroutine stacks
-// (stack-B/conn: the server's reader) and live heap (heap-B/conn). The
+// (stack-B/conn: the server's reader), goroutines (goroutines/conn) and
+// live heap (heap-B/conn). The
 // clients are raw sockets that did the handshake and the subscribe by
-// hand, so they keep only their net.Conn (~0.3 KiB): the heap is the
-// server's. Half the connections are opened after a collection, as in a
+// hand (and sent a ping), so they keep only their net.Conn (~0.3 KiB):
+// the heap is the server's. Half the connections are opened after a collection, as in a
 // gateway that has run for a while: the runtime starts new goroutines at
 // the average stack it found in use, so a reader parked deep in its read
 // makes every later reader start at 4 KiB.
@@ -50,6 +51,7 @@ func BenchmarkIdleConnection(b *testing.B) {
 		runtime.GC()
 		runtime.GC() // a second cycle shrinks the stacks the first found oversized
 		runtime.ReadMemStats(&open)
+		goroutines := runtime.NumGoroutine()
 		for _, nc := range socks {
 			_ = nc.Close()
 		}
@@ -59,6 +61,7 @@ func BenchmarkIdleConnection(b *testing.B) {
 		runtime.GC()
 		runtime.GC()
 		runtime.ReadMemStats(&closed)
+		b.ReportMetric(float64(goroutines-runtime.NumGoroutine())/conns, "goroutines/conn")
 		b.ReportMetric(float64(int64(open.StackInuse)-int64(closed.StackInuse))/conns, "stack-B/conn")
 		b.ReportMetric(float64(int64(open.HeapAlloc)-int64(closed.HeapAlloc))/conns, "heap-B/conn")
 	}
@@ -95,6 +98,12 @@ func dialIdle(b *testing.B, host, token string, i int) net.Conn {
 		b.Fatal(err)
 	}
 	readServerFrame(b, br) // subscribed
+	// A ping, as browsers and proxies send them: its pong must leave the
+	// server's reader back at its shallow wait, not in a read of its own.
+	if _, err := nc.Write([]byte{0x89, 0x80, 1, 2, 3, 4}); err != nil {
+		b.Fatal(err)
+	}
+	readServerFrame(b, br) // pong
 	_ = nc.SetDeadline(time.Time{})
 	return nc
 }
