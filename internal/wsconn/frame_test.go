@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +178,39 @@ func TestServeStepsPerFrame(t *testing.T) {
 	expect(result{MessageText, "c"})
 	nc.Close()
 	<-served
+}
+
+// wrapped is a connection wrapper like internal/edge's listener's.
+type wrapped struct{ net.Conn }
+
+func (w wrapped) NetConn() net.Conn { return w.Conn }
+
+// TestRoomThroughWrappers: the send buffer of a TCP socket under
+// wrappers that expose it is inspected (the gateway's listener wraps every
+// connection); a connection that is no TCP socket has none.
+func TestRoomThroughWrappers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the send buffer is inspected on Linux only")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if r := newRoom(wrapped{wrapped{nc}}); r == nil {
+		t.Fatal("no room for a TCP socket under two wrappers")
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if r := newRoom(wrapped{a}); r != nil {
+		t.Fatal("room for a pipe")
+	}
 }
 
 // TestReadRefuses: each broken frame is answered with a close frame of
