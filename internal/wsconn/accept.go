@@ -62,7 +62,7 @@ func Accept(w http.ResponseWriter, r *http.Request, cfg Config) (*Socket, error)
 		resp = append(resp, proto...)
 	}
 	resp = append(resp, "\r\n\r\n"...)
-	if err := nc.SetWriteDeadline(time.Now().Add(cfg.StallLimit)); err == nil {
+	if err = nc.SetWriteDeadline(time.Now().Add(cfg.StallLimit)); err == nil {
 		_, err = nc.Write(resp)
 		_ = nc.SetWriteDeadline(time.Time{})
 	}
