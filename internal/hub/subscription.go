@@ -65,14 +65,14 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 	opened := Opened{Head: head, Recovered: hist.Recovered}
 	s.mu.Lock()
 	if sub.state == subReplaying {
-		sub.cursor, sub.head = cursor, head
+		sub.rp.cursor, sub.rp.head = cursor, head
 		// Where the client stands once Begin starts it: after since when
 		// history covers it, else live from the head.
 		sub.last = since
 		if !opened.Recovered || req.Since == "" {
 			sub.last = head
 		}
-		sub.replay, sub.replayBytes = replay, size
+		sub.rp.replay, sub.rp.replayBytes = replay, size
 		s.replaySize += size
 	}
 	s.mu.Unlock()
@@ -96,7 +96,7 @@ func (s *Session) reserve(req OpenRequest) (*Subscription, *Error) {
 	if s.subs.len() >= s.h.cfg.MaxSubscriptions {
 		return nil, refused(CodeLimitExceeded, "at most "+strconv.Itoa(s.h.cfg.MaxSubscriptions)+" subscriptions per connection")
 	}
-	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying}
+	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying, rp: &replayState{}}
 	s.subs.put(sub)
 	s.h.shard(st).add(sub)
 	if m := s.h.m; m != nil {
@@ -122,11 +122,11 @@ func (s *Session) Begin(frames []Frame, subs ...*Subscription) {
 		}
 	}
 	for _, sub := range subs {
-		if !ok || sub.state != subReplaying || sub.begun {
+		if !ok || sub.state != subReplaying || sub.rp.begun {
 			continue
 		}
-		sub.begun = true
-		if len(sub.replay) == 0 && !sub.cursor.More {
+		sub.rp.begun = true
+		if len(sub.rp.replay) == 0 && !sub.rp.cursor.More {
 			s.finishReplayLocked(sub)
 		} else {
 			s.replaying = append(s.replaying, sub)
@@ -159,9 +159,11 @@ func (s *Session) end(sub *Subscription, unsubscribe bool) {
 		return
 	}
 	sub.state = subEnded
-	s.pendingSize -= sub.pendingBytes
-	s.replaySize -= sub.replayBytes
-	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
+	if rp := sub.rp; rp != nil {
+		s.pendingSize -= rp.pendingBytes
+		s.replaySize -= rp.replayBytes
+		sub.rp = nil
+	}
 	s.subs.remove(sub)
 	s.mu.Unlock()
 	s.h.shard(sub.key.Stream).remove(sub)

@@ -116,8 +116,15 @@ type Subscription struct {
 	tag  any
 
 	// Guarded by sess.mu.
-	state        subState
-	last         backplane.Offset  // newest offset queued to the client
+	state subState
+	last  backplane.Offset // newest offset queued to the client
+	rp    *replayState     // while state is subReplaying; nil once live or ended
+}
+
+// replayState is what a subscription keeps while it replays, apart so that
+// a live subscription, the many, does not carry it (~240 bytes). Guarded
+// by the session's mu.
+type replayState struct {
 	pending      []*Message        // live events that arrived during replay
 	pendingBytes int               // bytes of pending, as counted in the queue bound
 	replay       []*Message        // history not yet queued; the writer pulls it
