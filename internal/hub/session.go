@@ -198,13 +198,14 @@ func (s *Session) Run(name string, f func()) {
 	s.guard().Run(name, f, s.fatal)
 }
 
-// Handle runs f, the reader's handling of one client message, on a
-// goroutine that ends with it, under the session's recover boundary, and
-// waits for it. A reader blocked in Read keeps the stack it has grown to
-// for the connection's whole life; handling messages (token checks, JSON,
-// logging, history) on a goroutine of its own keeps the reader's stack
-// that of the Read alone. It reports false when f panicked: the session
-// is closing with 1011 and the reader should return.
+// Handle runs f, the reader's reading and handling of one client message,
+// on a goroutine that ends with it, under the session's recover boundary,
+// and waits for it. A parked goroutine keeps the stack it has grown to for
+// the connection's whole life; reading and handling messages (frames,
+// token checks, JSON, logging, history) on a goroutine of its own keeps
+// the reader's stack that of its wait between messages
+// (wsconn.Socket.Serve), the 2 KiB minimum. It reports false when f
+// panicked: the session is closing with 1011 and the reader should return.
 func (s *Session) Handle(f func()) bool {
 	done := make(chan bool, 1)
 	go func() {
