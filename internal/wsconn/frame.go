@@ -72,8 +72,9 @@ type header struct {
 }
 
 // Serve calls step for each message the peer sends, until step returns
-// false or the socket ends; step reads the message with Read, on a
-// goroutine of its own (the transports use Session.Handle). Between
+// false or the socket ends; step reads the message (or a control frame)
+// with Next, on a goroutine of its own (the transports use
+// Session.Handle). Between
 // messages the caller waits here for the first byte of the next one, a few
 // frames from the top of its goroutine, so an idle connection's reader
 // keeps the 2 KiB minimum stack. It must never go deeper: the runtime
