@@ -32,7 +32,8 @@ type SessionConfig struct {
 	// bounded by the verifier's own timeout.
 	AuthDeadline time.Duration
 	// AuthReason is the close reason of a session that is not
-	// authenticated within AuthDeadline.
+	// authenticated within AuthDeadline; default "not authenticated within
+	// <AuthDeadline>" (unused without a deadline).
 	AuthReason string
 }
 
@@ -109,7 +110,7 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 	if cfg.AuthDeadline == 0 {
 		cfg.AuthDeadline = h.cfg.AuthTimeout
 	}
-	if cfg.AuthReason == "" {
+	if cfg.AuthReason == "" && cfg.AuthDeadline > 0 {
 		cfg.AuthReason = "not authenticated within " + cfg.AuthDeadline.String()
 	}
 	s := &Session{

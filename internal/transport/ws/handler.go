@@ -50,9 +50,11 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered the request
 	}
 	ctx := auth.WithTransport(edge.Detach(r.Context()), auth.TransportWS)
-	sc := hub.SessionConfig{Transport: hub.TransportWS, AuthReason: "no auth message within " + cfg.AuthTimeout.String()}
+	sc := hub.SessionConfig{Transport: hub.TransportWS}
 	if token != "" {
 		sc.AuthDeadline = -1 // verified at once, bounded by the verifier
+	} else {
+		sc.AuthReason = "no auth message within " + cfg.AuthTimeout.String()
 	}
 	sess, err := h.Register(ctx, sc)
 	if err != nil {
