@@ -173,6 +173,10 @@ func (c *conn) Close() error {
 	return c.Conn.Close()
 }
 
+// NetConn returns the accepted connection itself, for code that needs the
+// TCP socket under the wrapper (wsconn inspects its send buffer).
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite keeps net/http's half-close before closing a connection it
 // answered with an error (so the answer is not lost to a reset).
 func (c *conn) CloseWrite() error {

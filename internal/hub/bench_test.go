@@ -31,7 +31,7 @@ func BenchmarkFanout(b *testing.B) {
 			claims := &auth.Claims{Subject: "u", Projects: []string{"p"}}
 			conns := make([]*Session, n)
 			for i := range conns {
-				c := &Session{h: h, claims: claims, log: h.log}
+				c := &Session{h: h, claims: claims}
 				sub := &Subscription{sess: c, key: SubKey{Stream: s}, state: subLive, last: backplane.Offset{Epoch: "e"}}
 				h.shard(s).add(sub)
 				conns[i] = c
@@ -74,7 +74,7 @@ func BenchmarkReceiveCaller(b *testing.B) {
 	claims := &auth.Claims{Subject: "u", Projects: []string{"p"}}
 	conns := make([]*Session, n)
 	for i := range conns {
-		c := &Session{h: h, claims: claims, log: h.log}
+		c := &Session{h: h, claims: claims}
 		h.shard(s).add(&Subscription{sess: c, key: SubKey{Stream: s}, state: subLive, last: backplane.Offset{Epoch: "e"}})
 		conns[i] = c
 	}

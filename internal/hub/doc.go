@@ -29,7 +29,7 @@
 //     a gap, said as the transport says it (Transport.Gap).
 //   - Every session goroutine (writer, timers, history reads, and the
 //     transport's reader through Session.Run) runs under the recover
-//     boundary wsconn.Guard: a panic closes that session with 1011.
+//     boundary guard.Guard: a panic closes that session with 1011.
 //   - The subscription index is sharded by stream; each stream's subscriber
 //     list is copy-on-write, so fan-out reads it without holding a lock.
 //

@@ -21,11 +21,11 @@ func (s *Session) deliver(sub *Subscription, m *Message) {
 	}
 	if sub.state == subReplaying {
 		size := len(m.data[sub.enc]) + s.overhead
-		if len(sub.pending) >= s.h.cfg.MaxPendingEvents || s.queued+s.pendingSize+size > s.h.cfg.MaxQueueBytes {
+		if len(sub.rp.pending) >= s.h.cfg.MaxPendingEvents || s.queued+s.pendingSize+size > s.h.cfg.MaxQueueBytes {
 			s.failSlowLocked("pending events during replay over the bound")
 		} else {
-			sub.pending = append(sub.pending, m)
-			sub.pendingBytes += size
+			sub.rp.pending = append(sub.rp.pending, m)
+			sub.rp.pendingBytes += size
 			s.pendingSize += size
 		}
 		s.mu.Unlock()
@@ -104,7 +104,7 @@ func (s *Session) failSlowLocked(why string) {
 		m.SlowConsumers.WithLabelValues(s.transport).Inc()
 		m.EventsDropped.WithLabelValues(dropSlowClient).Add(float64(n))
 	}
-	s.log.Warn("closing slow consumer", "code", int(CloseSlowConsumer), "why", why, "dropped_events", n)
+	s.Log().Warn("closing slow consumer", "code", int(CloseSlowConsumer), "why", why, "dropped_events", n)
 }
 
 // stalled closes with 4008 a session whose client read nothing for the
@@ -134,7 +134,8 @@ func (s *Session) reset(sub *Subscription, head backplane.Offset) {
 
 // noteResetLocked remembers the furthest Reset that arrived during replay.
 func (sub *Subscription) noteResetLocked(head backplane.Offset) {
-	if sub.resetTo == nil || sub.resetTo.Less(head) || sub.resetTo.Epoch != head.Epoch {
-		sub.resetTo = &head
+	rp := sub.rp
+	if rp.resetTo == nil || rp.resetTo.Less(head) || rp.resetTo.Epoch != head.Epoch {
+		rp.resetTo = &head
 	}
 }

@@ -17,15 +17,15 @@ func (s *Session) pullReplayLocked() bool {
 	moved := false
 	for len(s.replaying) > 0 {
 		sub := s.replaying[0]
-		for sub.state == subReplaying && len(sub.replay) > 0 {
-			m := sub.replay[0]
+		for sub.state == subReplaying && len(sub.rp.replay) > 0 {
+			m := sub.rp.replay[0]
 			size := len(m.data[sub.enc]) + s.overhead
 			if s.queued > 0 && s.queued+s.pendingSize+size > limit {
 				return moved
 			}
-			sub.replay[0] = nil
-			sub.replay = sub.replay[1:]
-			sub.replayBytes -= size
+			sub.rp.replay[0] = nil
+			sub.rp.replay = sub.rp.replay[1:]
+			sub.rp.replayBytes -= size
 			s.replaySize -= size
 			if m.aud != nil && !m.aud.Allows(s.claims.Subject, s.claims.Roles) {
 				continue
@@ -38,8 +38,8 @@ func (s *Session) pullReplayLocked() bool {
 				moved = true
 			}
 		}
-		if sub.state == subReplaying && (sub.cursor.More || sub.fetching) {
-			if !sub.fetching && (s.queued == 0 || s.queued+s.pendingSize < limit) {
+		if sub.state == subReplaying && (sub.rp.cursor.More || sub.rp.fetching) {
+			if !sub.rp.fetching && (s.queued == 0 || s.queued+s.pendingSize < limit) {
 				s.fetchLocked(sub)
 			}
 			return moved
@@ -58,8 +58,8 @@ func (s *Session) pullReplayLocked() bool {
 // a goroutine of the writer's group (Finish waits for it; the session's
 // context ends it). s.mu held; only the writer calls it.
 func (s *Session) fetchLocked(sub *Subscription) {
-	sub.fetching = true
-	cur := sub.cursor // the goroutine's until it hands it back
+	sub.rp.fetching = true
+	cur := sub.rp.cursor // the goroutine's until it hands it back
 	page := backplane.ReplayPage(s.h.cfg.MaxQueueBytes, s.queued+s.pendingSize+s.replaySize)
 	s.writer.Add(1)
 	go func() {
@@ -90,25 +90,28 @@ func (s *Session) fetchLocked(sub *Subscription) {
 // failed closes the session with 1012, after what is queued: the client
 // resumes from its last offset. s.mu held.
 func (s *Session) pageReadLocked(sub *Subscription, hist backplane.History, head backplane.Offset, cur backplane.Cursor, replay []*Message, size int, err error) {
-	sub.fetching = false
-	if sub.state != subReplaying || s.closeCode != 0 {
+	if sub.state != subReplaying {
+		return // live or ended: the replay state is gone
+	}
+	sub.rp.fetching = false
+	if s.closeCode != 0 {
 		return
 	}
 	switch {
 	case err != nil:
 		if s.ctx.Err() == nil {
-			s.log.Warn("reading history for a replay failed; closing so that the client resumes", "stream", sub.key.Stream.String(), "err", err)
+			s.Log().Warn("reading history for a replay failed; closing so that the client resumes", "stream", sub.key.Stream.String(), "err", err)
 			s.closeLocked(CloseServiceRestart, "history unavailable, resume", true)
 		}
 	case !hist.Recovered:
-		sub.cursor.More = false
+		sub.rp.cursor.More = false
 		sub.noteResetLocked(head)
 	default:
-		sub.cursor = cur
-		sub.replay, sub.replayBytes = replay, size
+		sub.rp.cursor = cur
+		sub.rp.replay, sub.rp.replayBytes = replay, size
 		s.replaySize += size
 		if until, ok := cur.Until(); ok {
-			sub.head = until
+			sub.rp.head = until
 		}
 	}
 }
@@ -119,14 +122,13 @@ func (s *Session) pageReadLocked(sub *Subscription, hist backplane.History, head
 // replay covered, so there is no gap and no duplicate at the seam. s.mu
 // held.
 func (s *Session) finishReplayLocked(sub *Subscription) {
-	if sub.last.Less(sub.head) {
-		sub.last = sub.head
+	if sub.last.Less(sub.rp.head) {
+		sub.last = sub.rp.head
 	}
-	pending, reset := sub.pending, sub.resetTo
-	s.pendingSize -= sub.pendingBytes
-	s.replaySize -= sub.replayBytes
-	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
-	sub.state = subLive
+	pending, reset := sub.rp.pending, sub.rp.resetTo
+	s.pendingSize -= sub.rp.pendingBytes
+	s.replaySize -= sub.rp.replayBytes
+	sub.rp, sub.state = nil, subLive
 	if reset != nil && (reset.Epoch != sub.last.Epoch || sub.last.Less(*reset)) {
 		if !s.gapLocked(sub, *reset) {
 			return

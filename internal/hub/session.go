@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/internal/auth"
-	"github.com/syncgate/syncgate/internal/wsconn"
+	"github.com/syncgate/syncgate/internal/guard"
 )
 
 // SessionConfig describes a session to Hub.Register.
@@ -32,7 +32,8 @@ type SessionConfig struct {
 	// bounded by the verifier's own timeout.
 	AuthDeadline time.Duration
 	// AuthReason is the close reason of a session that is not
-	// authenticated within AuthDeadline.
+	// authenticated within AuthDeadline; default "not authenticated within
+	// <AuthDeadline>" (unused without a deadline).
 	AuthReason string
 }
 
@@ -55,7 +56,6 @@ type Session struct {
 	h         *Hub
 	id        string
 	transport string
-	log       *slog.Logger
 	overhead  int
 	heartbeat time.Duration
 	authWhy   string
@@ -110,7 +110,7 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 	if cfg.AuthDeadline == 0 {
 		cfg.AuthDeadline = h.cfg.AuthTimeout
 	}
-	if cfg.AuthReason == "" {
+	if cfg.AuthReason == "" && cfg.AuthDeadline > 0 {
 		cfg.AuthReason = "not authenticated within " + cfg.AuthDeadline.String()
 	}
 	s := &Session{
@@ -118,7 +118,6 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 		authWhy: cfg.AuthReason, authIn: cfg.AuthDeadline,
 		abort: make(chan struct{}),
 	}
-	s.log = h.log.With("transport", cfg.Transport, "conn", cfg.ID)
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	if code := h.register(s); code != 0 {
 		s.cancel()
@@ -130,8 +129,10 @@ func (h *Hub) Register(ctx context.Context, cfg SessionConfig) (*Session, error)
 // ID is the session's id.
 func (s *Session) ID() string { return s.id }
 
-// Log is the session's logger (transport and id attached).
-func (s *Session) Log() *slog.Logger { return s.log }
+// Log is the session's logger (transport and id attached). It is made at
+// each call rather than kept: a logger with attributes costs a few hundred
+// bytes per session, and sessions log rarely.
+func (s *Session) Log() *slog.Logger { return s.h.log.With("transport", s.transport, "conn", s.id) }
 
 // Hub is the session's engine.
 func (s *Session) Hub() *Hub { return s.h }
@@ -188,8 +189,8 @@ func (s *Session) kickLocked() {
 }
 
 // guard is the session's recover boundary.
-func (s *Session) guard() wsconn.Guard {
-	return wsconn.Guard{Log: s.h.log, Metrics: s.h.m, Transport: s.transport}
+func (s *Session) guard() guard.Guard {
+	return guard.Guard{Log: s.h.log, Metrics: s.h.m, Transport: s.transport}
 }
 
 // Run runs f, a goroutine of the transport's (its reader), under the
@@ -198,13 +199,14 @@ func (s *Session) Run(name string, f func()) {
 	s.guard().Run(name, f, s.fatal)
 }
 
-// Handle runs f, the reader's handling of one client message, on a
-// goroutine that ends with it, under the session's recover boundary, and
-// waits for it. A reader blocked in Read keeps the stack it has grown to
-// for the connection's whole life; handling messages (token checks, JSON,
-// logging, history) on a goroutine of its own keeps the reader's stack
-// that of the Read alone. It reports false when f panicked: the session
-// is closing with 1011 and the reader should return.
+// Handle runs f, the reader's reading and handling of one client message,
+// on a goroutine that ends with it, under the session's recover boundary,
+// and waits for it. A parked goroutine keeps the stack it has grown to for
+// the connection's whole life; reading and handling messages (frames,
+// token checks, JSON, logging, history) on a goroutine of its own keeps
+// the reader's stack that of its wait between messages
+// (wsconn.Socket.Serve), the 2 KiB minimum. It reports false when f
+// panicked: the session is closing with 1011 and the reader should return.
 func (s *Session) Handle(f func()) bool {
 	done := make(chan bool, 1)
 	go func() {

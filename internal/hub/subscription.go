@@ -34,7 +34,7 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 		return nil, Opened{}, rerr
 	}
 	fail := func(err error, subscribed bool) (*Subscription, Opened, error) {
-		s.log.Warn("subscribe failed", "stream", st.String(), "err", err)
+		s.Log().Warn("subscribe failed", "stream", st.String(), "err", err)
 		s.end(sub, subscribed)
 		return nil, Opened{}, refused(CodeInternal, "subscribe "+st.String()+": "+err.Error())
 	}
@@ -65,14 +65,14 @@ func (s *Session) Open(req OpenRequest) (*Subscription, Opened, error) {
 	opened := Opened{Head: head, Recovered: hist.Recovered}
 	s.mu.Lock()
 	if sub.state == subReplaying {
-		sub.cursor, sub.head = cursor, head
+		sub.rp.cursor, sub.rp.head = cursor, head
 		// Where the client stands once Begin starts it: after since when
 		// history covers it, else live from the head.
 		sub.last = since
 		if !opened.Recovered || req.Since == "" {
 			sub.last = head
 		}
-		sub.replay, sub.replayBytes = replay, size
+		sub.rp.replay, sub.rp.replayBytes = replay, size
 		s.replaySize += size
 	}
 	s.mu.Unlock()
@@ -96,7 +96,7 @@ func (s *Session) reserve(req OpenRequest) (*Subscription, *Error) {
 	if s.subs.len() >= s.h.cfg.MaxSubscriptions {
 		return nil, refused(CodeLimitExceeded, "at most "+strconv.Itoa(s.h.cfg.MaxSubscriptions)+" subscriptions per connection")
 	}
-	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying}
+	sub := &Subscription{sess: s, key: req.Key, enc: req.Encoding, tag: req.Tag, state: subReplaying, rp: &replayState{}}
 	s.subs.put(sub)
 	s.h.shard(st).add(sub)
 	if m := s.h.m; m != nil {
@@ -122,11 +122,11 @@ func (s *Session) Begin(frames []Frame, subs ...*Subscription) {
 		}
 	}
 	for _, sub := range subs {
-		if !ok || sub.state != subReplaying || sub.begun {
+		if !ok || sub.state != subReplaying || sub.rp.begun {
 			continue
 		}
-		sub.begun = true
-		if len(sub.replay) == 0 && !sub.cursor.More {
+		sub.rp.begun = true
+		if len(sub.rp.replay) == 0 && !sub.rp.cursor.More {
 			s.finishReplayLocked(sub)
 		} else {
 			s.replaying = append(s.replaying, sub)
@@ -159,9 +159,11 @@ func (s *Session) end(sub *Subscription, unsubscribe bool) {
 		return
 	}
 	sub.state = subEnded
-	s.pendingSize -= sub.pendingBytes
-	s.replaySize -= sub.replayBytes
-	sub.pending, sub.pendingBytes, sub.replay, sub.replayBytes, sub.resetTo = nil, 0, nil, 0, nil
+	if rp := sub.rp; rp != nil {
+		s.pendingSize -= rp.pendingBytes
+		s.replaySize -= rp.replayBytes
+		sub.rp = nil
+	}
 	s.subs.remove(sub)
 	s.mu.Unlock()
 	s.h.shard(sub.key.Stream).remove(sub)
@@ -172,7 +174,7 @@ func (s *Session) end(sub *Subscription, unsubscribe bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.h.bp.Unsubscribe(ctx, sub.key.Stream); err != nil {
-			s.log.Warn("backplane unsubscribe failed", "stream", sub.key.Stream.String(), "err", err)
+			s.Log().Warn("backplane unsubscribe failed", "stream", sub.key.Stream.String(), "err", err)
 		}
 	}
 }

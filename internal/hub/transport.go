@@ -4,16 +4,16 @@ import (
 	"time"
 
 	"github.com/syncgate/syncgate/internal/backplane"
-	"github.com/syncgate/syncgate/internal/wsconn"
+	"github.com/syncgate/syncgate/internal/guard"
 )
 
 // Transport names: the `transport` label of the engine's metrics and the
 // `transport` of a session's logs. The set is closed, so labels stay
 // bounded.
 const (
-	TransportWS       = wsconn.TransportWS       // /v1/ws, the native protocol
-	TransportSocketIO = wsconn.TransportSocketIO // /socket.io/
-	TransportSSE      = "sse"                    // /v1/sse, Server-Sent Events
+	TransportWS       = guard.TransportWS       // /v1/ws, the native protocol
+	TransportSocketIO = guard.TransportSocketIO // /socket.io/
+	TransportSSE      = "sse"                   // /v1/sse, Server-Sent Events
 )
 
 // Transport carries one session's output to its peer: the engine decides
@@ -57,16 +57,16 @@ type Transport interface {
 }
 
 // Errors a transport's writes return, after which the session closes (the
-// close frame still fits: see wsconn). They are wsconn's, so the WebSocket
-// transports return their socket's errors unchanged; other transports wrap
-// them.
+// close frame still fits: see wsconn). They are guard's, which wsconn's
+// Socket returns, so the WebSocket transports return their socket's errors
+// unchanged; other transports wrap them.
 var (
 	// ErrStalled means the peer read nothing for the write timeout, or did
 	// not answer a heartbeat: the session closes with 4008.
-	ErrStalled = wsconn.ErrStalled
+	ErrStalled = guard.ErrStalled
 	// ErrAborted means a write gave up because a close that drops the
 	// queue was decided (Session.Abort closed).
-	ErrAborted = wsconn.ErrAborted
+	ErrAborted = guard.ErrAborted
 )
 
 // A Frame is a control frame a transport queues on its session: anything
@@ -116,8 +116,15 @@ type Subscription struct {
 	tag  any
 
 	// Guarded by sess.mu.
-	state        subState
-	last         backplane.Offset  // newest offset queued to the client
+	state subState
+	last  backplane.Offset // newest offset queued to the client
+	rp    *replayState     // while state is subReplaying; nil once live or ended
+}
+
+// replayState is what a subscription keeps while it replays, apart so that
+// a live subscription, the many, does not carry it (~240 bytes). Guarded
+// by the session's mu.
+type replayState struct {
 	pending      []*Message        // live events that arrived during replay
 	pendingBytes int               // bytes of pending, as counted in the queue bound
 	replay       []*Message        // history not yet queued; the writer pulls it

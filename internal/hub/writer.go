@@ -39,7 +39,7 @@ func (s *Session) writeLoop() {
 				s.heartbeatAt.Reset(next)
 				s.mu.Unlock()
 			} else {
-				s.log.Debug("heartbeat failed", "err", err)
+				s.Log().Debug("heartbeat failed", "err", err)
 			}
 		}
 		if err == nil && (code == 0 || flush) {
@@ -66,7 +66,7 @@ func (s *Session) writeLoop() {
 			code = s.closeCode
 			s.mu.Unlock()
 		default:
-			s.log.Debug("write failed", "err", err)
+			s.Log().Debug("write failed", "err", err)
 			s.t.Close(CloseAbnormal, "")
 			s.writerDone()
 			return

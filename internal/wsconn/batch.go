@@ -7,55 +7,80 @@ import (
 	"time"
 )
 
-const (
-	// frameBufSize is the size of the bufio.Writer coder/websocket writes
-	// frames through: enough for a frame header, since every byte behind it
-	// goes to a batchConn, which keeps no buffer of its own while idle.
-	frameBufSize = 16
-	// maxHeld is how many bytes a batch holds before it goes to the kernel
-	// even though the writer has not flushed yet.
-	maxHeld = 64 << 10
-)
+// maxHeld is how many bytes a batch holds before it goes to the kernel
+// even though the writer has not flushed yet.
+const maxHeld = 64 << 10
 
 // heldPool recycles the buffers batches are gathered in: an idle
 // connection holds none.
 var heldPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-// batchConn is the socket as coder/websocket's writes reach it. While the
-// connection's writer is in a batch (hold), every byte written is gathered
-// in a pooled buffer and Flush hands it to the kernel in one write(2):
-// one system call per connection per batch, however many frames. Outside a
-// batch (a pong from the reader goroutine, the close handshake) bytes go to
-// the socket at once. mu is held over the socket write too, so bytes reach
-// the kernel in the order coder/websocket wrote them.
+// batchConn is the socket as the frames reach it, a whole frame at a time.
+// While the connection's writer is in a batch (hold), every frame written
+// is gathered in a pooled buffer and Flush hands it to the kernel in one
+// write(2): one system call per connection per batch, however many
+// frames. Outside a batch (a pong from the reader goroutine, a ping, the
+// close frame) a frame goes to the socket at once, with a write deadline.
+// mu is held over the socket write too, so frames reach the kernel whole
+// and in order. After the close frame (shut) no frame is written.
 type batchConn struct {
 	net.Conn
-	stall time.Duration // write deadline of a flush
+	stall time.Duration // write deadline
 
 	mu     sync.Mutex
 	hold   bool
-	closed bool    // the close handshake began: nothing is held any more
+	closed bool    // the close frame was written: nothing is written any more
 	held   *[]byte // nil while nothing is held
 	raw    syscall.RawConn
 	rawOf  net.Conn // the Conn raw belongs to (tests swap Conn)
 }
 
-func (c *batchConn) Write(p []byte) (int, error) {
+// writeFrame writes one frame, hdr then payload (either may be empty).
+func (c *batchConn) writeFrame(hdr, payload []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
 	if !c.hold {
-		return c.Conn.Write(p)
+		return c.writeNowLocked(hdr, payload)
 	}
 	if c.held == nil {
 		c.held = heldPool.Get().(*[]byte)
 	}
-	*c.held = append(*c.held, p...)
+	*c.held = append(append(*c.held, hdr...), payload...)
 	if len(*c.held) >= maxHeld {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
+		return c.flushLocked()
 	}
-	return len(p), nil
+	return nil
+}
+
+// writeNowLocked writes hdr and payload to the socket as one buffer: what
+// the kernel takes at once without a deadline, a rest that must wait with a
+// deadline of stall. c.mu held.
+func (c *batchConn) writeNowLocked(hdr, payload []byte) error {
+	b := hdr
+	if len(payload) > 0 {
+		b = append(append(make([]byte, 0, len(hdr)+len(payload)), hdr...), payload...)
+	}
+	// What the kernel takes at once goes without a deadline (writeNoWait);
+	// only a rest that must wait for room is bounded by the stall limit.
+	if c.rawOf != c.Conn {
+		c.raw, c.rawOf = rawConnOf(c.Conn), c.Conn
+	}
+	if c.raw != nil {
+		n, done, err := writeNoWait(c.raw, c.Conn, b)
+		if done {
+			return err
+		}
+		b = b[n:]
+	}
+	err := c.Conn.SetWriteDeadline(time.Now().Add(c.stall))
+	if err == nil {
+		_, err = c.Conn.Write(b)
+		_ = c.Conn.SetWriteDeadline(time.Time{})
+	}
+	return err
 }
 
 // begin starts holding writes until end.
@@ -80,13 +105,18 @@ func (c *batchConn) end() error {
 	return c.flushLocked()
 }
 
-// shut writes what is held and holds nothing from now on: the close frame
-// that follows goes to the kernel at once, behind what was written.
-func (c *batchConn) shut() error {
+// shut writes what is held, then the close frame, and nothing after it.
+func (c *batchConn) shut(closeFrame []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
 	c.hold, c.closed = false, true
-	return c.flushLocked()
+	if err := c.flushLocked(); err != nil {
+		return err
+	}
+	return c.writeNowLocked(closeFrame, nil)
 }
 
 // flushLocked writes the held bytes and returns the buffer to the pool:
@@ -99,24 +129,7 @@ func (c *batchConn) flushLocked() error {
 	b := *c.held
 	var err error
 	if len(b) > 0 {
-		if c.rawOf != c.Conn {
-			c.raw, c.rawOf = rawConnOf(c.Conn), c.Conn
-		}
-		rest := b
-		if c.raw != nil {
-			var n int
-			var done bool
-			n, done, err = writeNoWait(c.raw, c.Conn, b)
-			if rest = b[n:]; done {
-				rest = nil
-			}
-		}
-		if len(rest) > 0 {
-			if err = c.Conn.SetWriteDeadline(time.Now().Add(c.stall)); err == nil {
-				_, err = c.Conn.Write(rest)
-				_ = c.Conn.SetWriteDeadline(time.Time{})
-			}
-		}
+		err = c.writeNowLocked(b, nil)
 	}
 	if cap(b) <= 2*maxHeld {
 		*c.held = b[:0]

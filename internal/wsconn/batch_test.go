@@ -55,7 +55,7 @@ func pair(tb testing.TB) (*Socket, *countConn, *websocket.Conn) {
 	socks := make(chan *Socket, 1)
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := Accept(w, r, nil, Config{StallLimit: 5 * time.Second})
+		s, err := Accept(w, r, Config{StallLimit: 5 * time.Second})
 		if err != nil {
 			tb.Error(err)
 			return
@@ -124,7 +124,7 @@ func TestSocketBatchesUntilFlush(t *testing.T) {
 	if err := s.Write([]byte(big), nil); err != nil {
 		t.Fatal(err)
 	}
-	go s.Close(websocket.StatusNormalClosure, "bye")
+	go s.Close(int(websocket.StatusNormalClosure), "bye")
 	if got, err := readText(t, client); err != nil || got != "last" {
 		t.Fatalf("got %q, %v; want \"last\"", got, err)
 	}

@@ -12,7 +12,17 @@ import (
 // peer. A write that fits never blocks in the kernel.
 type tcpRoom struct{ rc syscall.RawConn }
 
+// newRoom looks through wrappers that expose the connection they wrap
+// (NetConn, as crypto/tls and internal/edge's listener do) for the TCP
+// socket.
 func newRoom(nc net.Conn) roomer {
+	for {
+		w, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		nc = w.NetConn()
+	}
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nil

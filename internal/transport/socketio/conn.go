@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/wsconn"
@@ -24,10 +22,9 @@ type conn struct {
 	h        *hub.Hub
 	sess     *hub.Session
 	sock     *wsconn.Socket
-	ws       *websocket.Conn // sock.WS
-	token    string          // from the upgrade request, used when CONNECT has none
-	lastPong *atomic.Int64   // the transport's, written here
-	joined   bool            // a Socket.IO CONNECT succeeded
+	token    string        // from the upgrade request, used when CONNECT has none
+	lastPong *atomic.Int64 // the transport's, written here
+	joined   bool          // a Socket.IO CONNECT succeeded
 
 	skipBinary      int
 	connectFailures int

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/edge"
@@ -67,15 +65,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = q.Get("token")
 	}
-	sock, err := wsconn.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:  cfg.OriginPatterns,
-		CompressionMode: websocket.CompressionDisabled,
-	}, wsconn.Config{StallLimit: cfg.WriteTimeout, Metrics: cfg.Metrics})
+	sock, err := wsconn.Accept(w, r, wsconn.Config{
+		OriginPatterns: cfg.OriginPatterns,
+		ReadLimit:      cfg.MaxMessageBytes,
+		StallLimit:     cfg.WriteTimeout,
+		Metrics:        cfg.Metrics,
+	})
 	if err != nil {
 		s.log.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	sock.WS.SetReadLimit(cfg.MaxMessageBytes)
 	sid := randomID()
 	sess, err := h.Register(auth.WithTransport(edge.Detach(r.Context()), auth.TransportSocketIO), hub.SessionConfig{
 		Transport:  hub.TransportSocketIO,
@@ -91,59 +90,69 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := &transport{sock: sock, abort: sess.Abort(), pingInterval: s.cfg.PingInterval, pingTimeout: s.cfg.PingTimeout,
 		written: make(map[subKey]backplane.Offset)}
 	t.lastPong.Store(time.Now().UnixNano())
-	c := &conn{s: s, h: h, sess: sess, sock: sock, ws: sock.WS, token: token, lastPong: &t.lastPong}
+	c := &conn{s: s, h: h, sess: sess, sock: sock, token: token, lastPong: &t.lastPong}
 	sess.Attach(t)
-	// Whatever ends the connection, a panic included, Finish releases its
-	// subscriptions and timers, and the socket is released and counted.
-	defer sock.Finish()
-	defer sess.Finish()
 	sess.Send(hub.Frame{Data: encodeOpen(sid, s.cfg.PingInterval.Milliseconds(), s.cfg.PingTimeout.Milliseconds(), cfg.MaxMessageBytes)})
-	sess.Run("reader", c.readLoop)
+	// The connection is served on a goroutine of its own so that this one
+	// returns: net/http then frees its per-request state and its deep
+	// stack, which an idle connection would otherwise hold for its whole
+	// life. Whatever ends the connection, a panic included, Finish
+	// releases its subscriptions and timers, and the socket is released
+	// and counted.
+	go func() {
+		defer sock.Finish()
+		defer sess.Finish()
+		sock.Serve(c.step)
+	}()
 }
 
-// readLoop reads Engine.IO packets until the connection ends.
-func (c *conn) readLoop() {
-	for {
-		typ, data, err := c.ws.Read(c.sess.Context())
-		if err != nil {
-			return
+// step reads and handles one Engine.IO packet on a goroutine that ends
+// with it (Session.Handle); false ends the reader. The reader goroutine
+// only waits: between packets in Socket.Serve, at the top of its stack,
+// so an idle connection's reader keeps the smallest stack.
+func (c *conn) step() bool {
+	ok := false
+	return c.sess.Handle(func() { ok = c.next() }) && ok
+}
+
+// next reads one Engine.IO packet and handles it; false ends the reader.
+func (c *conn) next() bool {
+	typ, data, err := c.sock.Next()
+	switch {
+	case err != nil:
+		return false
+	case typ == 0:
+		return true // a WebSocket ping or pong only
+	case typ != wsconn.MessageText:
+		if c.skipBinary > 0 {
+			c.skipBinary-- // an attachment of a refused binary packet
+			return true
 		}
-		if typ != websocket.MessageText {
-			if c.skipBinary > 0 {
-				c.skipBinary-- // an attachment of a refused binary packet
-				continue
-			}
-			c.protocolError("a binary frame outside a binary packet")
-			return
-		}
-		if len(data) == 0 {
-			c.protocolError("an empty frame")
-			return
-		}
-		switch data[0] {
-		case eioPong:
-			c.lastPong.Store(time.Now().UnixNano())
-		case eioPing:
-			c.send(append([]byte{eioPong}, data[1:]...))
-		case eioMessage:
-			// Handled on a goroutine of its own (Session.Handle), so the
-			// blocked Read keeps a small stack.
-			ok := true
-			if !c.sess.Handle(func() { ok = c.onPacket(data[1:]) }) {
-				return
-			}
-			if !ok {
-				c.waitClosed()
-				return
-			}
-		case eioClose:
-			return
-		case eioNoop, eioUpgrade:
-		default:
-			c.protocolError("an unknown Engine.IO packet type")
-			return
-		}
+		c.protocolError("a binary frame outside a binary packet")
+		return false
 	}
+	if len(data) == 0 {
+		c.protocolError("an empty frame")
+		return false
+	}
+	switch data[0] {
+	case eioPong:
+		c.lastPong.Store(time.Now().UnixNano())
+	case eioPing:
+		c.send(append([]byte{eioPong}, data[1:]...))
+	case eioMessage:
+		if !c.onPacket(data[1:]) {
+			c.waitClosed()
+			return false
+		}
+	case eioClose:
+		return false
+	case eioNoop, eioUpgrade:
+	default:
+		c.protocolError("an unknown Engine.IO packet type")
+		return false
+	}
+	return true
 }
 
 func (c *conn) protocolError(what string) {
@@ -156,7 +165,7 @@ func (c *conn) protocolError(what string) {
 // waitClosed lets the writer finish its close handshake, discarding reads.
 func (c *conn) waitClosed() {
 	for {
-		if _, _, err := c.ws.Read(c.sess.Context()); err != nil {
+		if _, _, err := c.sock.Read(); err != nil {
 			return
 		}
 	}

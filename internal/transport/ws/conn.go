@@ -1,11 +1,8 @@
 package ws
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-
-	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate"
 	"github.com/syncgate/syncgate/internal/auth"
@@ -21,7 +18,6 @@ type conn struct {
 	h    *hub.Hub
 	sess *hub.Session
 	sock *wsconn.Socket
-	ws   *websocket.Conn // sock.WS
 	out  *transport
 }
 
@@ -33,24 +29,38 @@ type subTag struct {
 
 func tagOf(sub *hub.Subscription) *subTag { return sub.Tag().(*subTag) }
 
-// serve authenticates c and serves it until it ends. The reader only
-// reads: each message is handled with Session.Handle, so an idle
-// connection's reader keeps a small stack.
+// serve authenticates c and serves it until it ends. The reader
+// goroutine only waits: between messages in Socket.Serve, at the top of
+// its stack, and while a message is read and handled (on a goroutine that
+// ends with it, Session.Handle), for that; so an idle connection's reader
+// keeps the smallest stack.
 func (c *conn) serve(token string) {
+	ok := false
+	if c.sess.Handle(func() { ok = c.begin(token) }) && ok {
+		c.sock.Serve(c.step)
+	}
+}
+
+// begin authenticates: with the token of the upgrade request, else with
+// the first message. It reports whether messages are to be read next.
+func (c *conn) begin(token string) bool {
 	var authID []byte
 	var err error
 	if token == "" {
 		token, authID, err = c.readAuth()
 	}
-	refused := false
-	if !c.sess.Handle(func() { refused = !c.start(token, authID, err) }) {
-		return
-	}
-	if refused {
+	if !c.start(token, authID, err) {
 		c.waitClosed()
-		return
+		return false
 	}
-	c.readLoop()
+	return true
+}
+
+// step reads and handles one message with Session.Handle; false ends the
+// reader.
+func (c *conn) step() bool {
+	ok := false
+	return c.sess.Handle(func() { ok = c.next() }) && ok
 }
 
 // start verifies the token (or reports err, the failed auth message) and
@@ -82,48 +92,43 @@ func (c *conn) readAuth() (token string, id []byte, err error) {
 		c.h.AuthFailed(err)
 		return err
 	}
-	typ, data, err := c.ws.Read(c.sess.Context())
+	typ, data, err := c.sock.Read()
 	if err != nil {
 		return "", nil, missing("no auth message in time")
 	}
 	req, err := decodeRequest(data)
-	if typ != websocket.MessageText || err != nil || req.Op != opAuth {
+	if typ != wsconn.MessageText || err != nil || req.Op != opAuth {
 		return "", nil, missing("the first message must be {\"op\":\"auth\",\"token\":...}")
 	}
 	c.h.ClientMessage(opAuth)
 	return req.Token, req.ID, nil
 }
 
-// readLoop reads client messages until the connection ends.
-func (c *conn) readLoop() {
-	for {
-		// No context: coder/websocket would register a context.AfterFunc
-		// on the session's context for every Read, which an idle
-		// connection keeps (~300 bytes). The Read ends when the socket
-		// does, and every end of the session closes or cuts the socket
-		// (the writer's Close, Drain's cut, Finish).
-		typ, data, err := c.ws.Read(context.Background())
-		if err != nil {
-			if s := websocket.CloseStatus(err); s == -1 && !errors.Is(err, context.Canceled) {
-				c.sess.Log().Debug("read ended", "err", err)
-			}
-			return
+// next reads one client message and handles it; false ends the reader.
+func (c *conn) next() bool {
+	// The Read ends when the socket does, and every end of the session
+	// closes or cuts the socket (the writer's Close, Drain's cut, Finish).
+	typ, data, err := c.sock.Next()
+	if err != nil {
+		if wsconn.CloseStatus(err) == -1 {
+			c.sess.Log().Debug("read ended", "err", err)
 		}
-		stop := false
-		if !c.sess.Handle(func() { stop = c.handle(typ, data) }) {
-			return
-		}
-		if stop {
-			c.waitClosed()
-			return
-		}
+		return false
 	}
+	if typ == 0 {
+		return true // a ping or pong only
+	}
+	if c.handle(typ, data) {
+		c.waitClosed()
+		return false
+	}
+	return true
 }
 
 // handle handles one client message; it reports true when the connection
 // is closing (a binary frame) and only the close handshake is left.
-func (c *conn) handle(typ websocket.MessageType, data []byte) bool {
-	if typ != websocket.MessageText {
+func (c *conn) handle(typ wsconn.MessageType, data []byte) bool {
+	if typ != wsconn.MessageText {
 		c.h.ClientMessage("invalid")
 		c.sess.Close(hub.CloseProtocolError, "binary frames are not part of syncgate.v1", false)
 		return true
@@ -152,7 +157,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) bool {
 // discarding) until the socket ends.
 func (c *conn) waitClosed() {
 	for {
-		if _, _, err := c.ws.Read(c.sess.Context()); err != nil {
+		if _, _, err := c.sock.Read(); err != nil {
 			return
 		}
 	}

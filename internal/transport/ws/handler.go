@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/coder/websocket"
-
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/edge"
 	"github.com/syncgate/syncgate/internal/hub"
@@ -40,28 +38,31 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
-	sock, err := wsconn.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:    []string{Subprotocol},
-		OriginPatterns:  cfg.OriginPatterns,
-		CompressionMode: websocket.CompressionDisabled,
-	}, wsconn.Config{StallLimit: cfg.WriteTimeout, Metrics: cfg.Metrics})
+	sock, err := wsconn.Accept(w, r, wsconn.Config{
+		Subprotocols:   []string{Subprotocol},
+		OriginPatterns: cfg.OriginPatterns,
+		ReadLimit:      cfg.MaxMessageBytes,
+		StallLimit:     cfg.WriteTimeout,
+		Metrics:        cfg.Metrics,
+	})
 	if err != nil {
 		cfg.Logger.Debug("websocket upgrade refused", "err", err, "remote", r.RemoteAddr)
 		return // Accept has answered the request
 	}
-	sock.WS.SetReadLimit(cfg.MaxMessageBytes)
 	ctx := auth.WithTransport(edge.Detach(r.Context()), auth.TransportWS)
-	sc := hub.SessionConfig{Transport: hub.TransportWS, AuthReason: "no auth message within " + cfg.AuthTimeout.String()}
+	sc := hub.SessionConfig{Transport: hub.TransportWS}
 	if token != "" {
 		sc.AuthDeadline = -1 // verified at once, bounded by the verifier
+	} else {
+		sc.AuthReason = "no auth message within " + cfg.AuthTimeout.String()
 	}
 	sess, err := h.Register(ctx, sc)
 	if err != nil {
 		sock.Refuse(int(hub.RefusalCode(err)))
 		return
 	}
-	c := &conn{h: h, sess: sess, sock: sock, ws: sock.WS}
-	c.out = &transport{sock: sock, ping: sock.WS.Ping, abort: sess.Abort(), pingEvery: cfg.PingInterval, timeout: cfg.WriteTimeout, ctx: sess.Context()}
+	c := &conn{h: h, sess: sess, sock: sock}
+	c.out = &transport{sock: sock, ping: sock.Ping, abort: sess.Abort(), pingEvery: cfg.PingInterval, timeout: cfg.WriteTimeout, ctx: sess.Context()}
 	sess.Attach(c.out)
 	// The connection is served on a goroutine of its own so that this one
 	// returns: net/http then frees its per-request state (the request, its
@@ -71,7 +72,7 @@ func (x *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer sock.Finish()
 		defer sess.Finish()
-		sess.Run("reader", func() { c.serve(token) })
+		c.serve(token)
 	}()
 }
 

@@ -1,65 +1,45 @@
 package ws_test
 
 import (
-	"context"
+	"io"
+	"log/slog"
 	"net/http"
-	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/syncgate/syncgate/internal/hub"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
-// BenchmarkIdleConnection opens idle subscribed /v1/ws connections (each
-// its own collection) and reports what each one costs, measured between
-// all open and all released: goroutine stacks (stack-B/conn: the server's
-// reader; the benchmark's client keeps no goroutine) and live heap
-// (heap-B/conn, both ends). The server's reader handles messages with Session.Handle, so its
-// blocked Read keeps a small stack.
+// BenchmarkIdleConnection opens 1,000 idle subscribed /v1/ws connections
+// (each its own collection) and reports what the server keeps for each
+// one (wstest.IdleCost): goroutine stacks (stack-B/conn: the server's
+// reader), goroutines (goroutines/conn) and live heap (heap-B/conn). The
+// clients are raw sockets that did the handshake, the subscribe and a
+// ping by hand, so the heap is the server's: the ping's pong must leave
+// the server's reader back at its shallow wait, not in a read of its own.
 func BenchmarkIdleConnection(b *testing.B) {
-	const conns = 300
-	n := wstest.StartNode(b, wstest.NodeConfig{})
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+wstest.Token(b, "u1", time.Hour, []string{"p"}, nil, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), wstest.Wait)
-	defer cancel()
-	read := func(ws *websocket.Conn) {
-		if _, _, err := ws.Read(ctx); err != nil {
-			b.Fatal(err)
-		}
+	// A logger like the gateway's (text, warn level), not a discarding one:
+	// what a session's logger keeps shows.
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n := wstest.StartNode(b, wstest.NodeConfig{Hub: hub.Config{Logger: logger}})
+	h := http.Header{
+		"Authorization":          {"Bearer " + wstest.Token(b, "u1", time.Hour, []string{"p"}, nil, nil)},
+		"Sec-Websocket-Protocol": {"syncgate.v1"},
 	}
 	for range b.N {
-		var open, closed runtime.MemStats
-		socks := make([]*websocket.Conn, conns)
-		for i := range socks {
-			ws, _, err := websocket.Dial(ctx, n.WSURL(), &websocket.DialOptions{HTTPHeader: h, Subprotocols: []string{"syncgate.v1"}})
-			if err != nil {
-				b.Fatal(err)
+		wstest.IdleCost(b, 1000, func(i int) *wstest.RawConn {
+			c := wstest.DialRaw(b, n.WSURL(), h)
+			c.Read() // ready
+			c.Send(`{"op":"subscribe","id":"s","project":"p","collection":"c` + strconv.Itoa(i) + `"}`)
+			c.Read() // subscribed
+			c.Ping()
+			if op, _ := c.Read(); op != 0xa {
+				b.Fatalf("opcode %d, want a pong", op)
 			}
-			read(ws) // ready
-			msg := `{"op":"subscribe","id":"s","project":"p","collection":"c` + strconv.Itoa(i) + `"}`
-			if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
-				b.Fatal(err)
-			}
-			read(ws) // subscribed
-			socks[i] = ws
-		}
-		runtime.GC()
-		runtime.GC() // a second cycle shrinks the stacks the first found oversized
-		runtime.ReadMemStats(&open)
-		for _, ws := range socks {
-			_ = ws.CloseNow()
-		}
-		for n.Hub.Connections() > 0 { // the server side releases them
-			time.Sleep(time.Millisecond)
-		}
-		runtime.GC()
-		runtime.GC()
-		runtime.ReadMemStats(&closed)
-		b.ReportMetric(float64(int64(open.StackInuse)-int64(closed.StackInuse))/conns, "stack-B/conn")
-		b.ReportMetric(float64(int64(open.HeapAlloc)-int64(closed.HeapAlloc))/conns, "heap-B/conn")
+			c.Idle()
+			return c
+		}, n.Hub.Connections)
 	}
 }

@@ -1,4 +1,4 @@
-package wsconn
+package guard
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -73,15 +72,6 @@ func TestGuardRecovers(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"stack":"goroutine `) || !strings.Contains(logs.String(), `"transport":"socketio"`) {
 		t.Fatalf("panic log without a stack or transport: %s", logs.String())
-	}
-}
-
-func TestClipReason(t *testing.T) {
-	for _, s := range []string{"", "short", strings.Repeat("a", 123), strings.Repeat("a", 200), strings.Repeat("é", 100)} {
-		got := clipReason(s)
-		if len(got) > 123 || !utf8.ValidString(got) || !strings.HasPrefix(s, got) || (len(s) <= 123 && got != s) {
-			t.Errorf("clipReason(%d bytes) = %d bytes %q", len(s), len(got), got)
-		}
 	}
 }
 

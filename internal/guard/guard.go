@@ -1,6 +1,15 @@
-package wsconn
+// Package guard holds what the session engine (internal/hub) and the
+// WebSocket layer (internal/wsconn) share without importing each other:
+// Guard, the recover boundary around every connection goroutine (a panic
+// closes that connection with 1011, is logged once with its stack and
+// counted in syncgate_panics_total{transport}; the process lives on), the
+// transport names, and the two write errors after which a session closes.
+//
+// Concurrency: Guard is a value, safe for concurrent use.
+package guard
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -12,6 +21,16 @@ import (
 const (
 	TransportWS       = "ws"
 	TransportSocketIO = "socketio"
+)
+
+// Errors of a transport's writes after which the session closes the
+// connection; the close frame still fits (see internal/wsconn).
+var (
+	// ErrStalled means the peer read nothing for the write timeout.
+	ErrStalled = errors.New("wsconn: the peer stopped reading")
+	// ErrAborted means a write gave up waiting for room because a close
+	// was decided.
+	ErrAborted = errors.New("wsconn: write abandoned for a close")
 )
 
 // Guard is the recover boundary of one transport's connection goroutines.
