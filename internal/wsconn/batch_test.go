@@ -260,7 +260,7 @@ func TestBatchFlushInOrder(t *testing.T) {
 				chunk[k] = byte(i*131 + j*7 + k)
 			}
 			p := chunk[:min(len(chunk), total-len(want))]
-			if _, err := c.Write(p); err != nil {
+			if err := c.writeFrame(p, nil); err != nil {
 				t.Fatal(err)
 			}
 			want = append(want, p...)
@@ -284,7 +284,7 @@ func TestBatchFlushStalls(t *testing.T) {
 	big := make([]byte, maxHeld-1)
 	var err error
 	for i := 0; i < 1000 && err == nil; i++ { // at most 64 MiB: far past any socket buffer
-		if _, err = c.Write(big); err == nil {
+		if err = c.writeFrame(big, nil); err == nil {
 			err = c.flush()
 		}
 	}
@@ -314,7 +314,7 @@ func BenchmarkBatchFlush(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				c.begin()
-				if _, err := c.Write(msg); err != nil {
+				if err := c.writeFrame(msg, nil); err != nil {
 					b.Fatal(err)
 				}
 				if err := c.end(); err != nil {
