@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -25,10 +28,12 @@ const (
 	closeProtocol     = 1002
 	closeNoStatus     = 1005 // a close frame without a code; never sent
 	closeInvalidData  = 1007
+	closePolicy       = 1008
 	closeTooBig       = 1009
 	closeAbnormal     = 1006            // what a cut connection is counted as; never sent
 	closeWaitTimeout  = 5 * time.Second // for the peer's answer to a close frame
 	maxControlPayload = 125
+	payloadStep       = 4 << 10 // the least a payload read grows a message by
 )
 
 // MessageType is the type of a data message.
@@ -92,6 +97,7 @@ func (s *Socket) Serve(step func() bool) {
 // keeps it for Read.
 func (s *Socket) wait() error {
 	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	var err error
 	if !s.hasFirst && len(s.pending) == 0 {
 		var n int
@@ -102,7 +108,6 @@ func (s *Socket) wait() error {
 		}
 	}
 	s.leftRead(err)
-	s.rmu.Unlock()
 	return err
 }
 
@@ -143,19 +148,32 @@ func (s *Socket) Next() (MessageType, []byte, error) {
 
 func (s *Socket) read(control bool) (MessageType, []byte, error) {
 	s.rmu.Lock()
-	typ, data, err := s.readMessage(control)
+	defer s.rmu.Unlock()
+	typ, data, err := s.readMessage(control, true)
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.stall > 0 {
+		err = s.fail(closePolicy, "fragmented message not completed within "+s.stall.String())
+	}
 	s.leftRead(err)
-	s.rmu.Unlock()
 	return typ, data, err
 }
 
 // readMessage reads frames up to the end of a data message, or, with
-// control, up to a control frame outside a message. s.rmu held.
-func (s *Socket) readMessage(control bool) (MessageType, []byte, error) {
+// control, up to a control frame outside a message. With bound (the
+// reader's reads, not a Close reading the peer's answer under its own
+// deadline), a fragmented message must end within the stall limit of its
+// first fragment: a peer that answers pings between fragments could
+// otherwise hold a message open, and its bytes, for ever. s.rmu held.
+func (s *Socket) readMessage(control, bound bool) (MessageType, []byte, error) {
 	var (
-		typ MessageType
-		msg []byte
+		typ      MessageType
+		msg      []byte
+		deadline bool // this call set a read deadline for the message
 	)
+	defer func() {
+		if deadline {
+			_ = s.nc.SetReadDeadline(time.Time{})
+		}
+	}()
 	for {
 		var h header
 		if err := s.readHeader(&h); err != nil {
@@ -169,6 +187,9 @@ func (s *Socket) readMessage(control bool) (MessageType, []byte, error) {
 			}
 			switch h.op {
 			case opPing:
+				if !s.pongFits(len(payload)) {
+					break // RFC 6455 5.5.3: a later ping's pong answers it too
+				}
 				if err := s.writeControl(opPong, payload); err != nil {
 					return 0, nil, err
 				}
@@ -190,18 +211,16 @@ func (s *Socket) readMessage(control bool) (MessageType, []byte, error) {
 				return 0, nil, s.fail(closeProtocol, "new message inside a fragmented one")
 			}
 			typ = MessageType(h.op)
+			if bound && !h.fin && s.stall > 0 {
+				_ = s.nc.SetReadDeadline(time.Now().Add(s.stall))
+				deadline = true
+			}
 		}
 		if h.length > s.readLimit-int64(len(msg)) {
 			return 0, nil, s.fail(closeTooBig, "message over "+strconv.FormatInt(s.readLimit, 10)+" bytes")
 		}
-		start := len(msg)
-		if need := start + int(h.length); need > cap(msg) {
-			grown := make([]byte, start, need)
-			copy(grown, msg)
-			msg = grown
-		}
-		msg = msg[:start+int(h.length)]
-		if err := s.readPayload(&h, msg[start:]); err != nil {
+		var err error
+		if msg, err = s.appendPayload(&h, msg); err != nil {
 			return 0, nil, err
 		}
 		if h.fin {
@@ -250,6 +269,28 @@ func (s *Socket) readHeader(h *header) error {
 	}
 	h.length = n
 	return s.readFull(h.key[:])
+}
+
+// appendPayload reads h's payload onto msg, unmasked. msg grows only as
+// bytes arrive (by at most its length, from 4 KiB), so a header that
+// announces a large frame costs nothing until its bytes come, and a
+// message sent in many small fragments grows amortised, not by a copy per
+// fragment.
+func (s *Socket) appendPayload(h *header, msg []byte) ([]byte, error) {
+	for off := int64(0); off < h.length; {
+		n := int(min(h.length-off, int64(max(payloadStep, len(msg)))))
+		start := len(msg)
+		msg = slices.Grow(msg, n)[:start+n]
+		p := msg[start:]
+		if err := s.readFull(p); err != nil {
+			return nil, err
+		}
+		for i := range p {
+			p[i] ^= h.key[(off+int64(i))&3]
+		}
+		off += int64(n)
+	}
+	return msg, nil
 }
 
 // readPayload reads h's payload into p (len(p) == h.length) and unmasks it.
@@ -336,6 +377,12 @@ func validCloseCode(code int) bool {
 func (s *Socket) fail(code int, reason string) error {
 	if s.startClose() {
 		_ = s.out.shut(controlFrame(opClose, closePayload(code, reason)))
+		// The FIN after the close frame tells the peer nothing more
+		// comes, so it closes at once (RFC 6455 7.1.1) rather than
+		// waiting for the server to; what it still sends is read and
+		// dropped until then, so that the close frame is not lost to a
+		// reset.
+		closeWrite(s.nc)
 		_ = s.nc.SetReadDeadline(time.Now().Add(closeWaitTimeout))
 		var sink [256]byte
 		for {
@@ -346,6 +393,34 @@ func (s *Socket) fail(code int, reason string) error {
 	}
 	s.closeNow()
 	return fmt.Errorf("%w: %s (closed with %d)", errProtocol, reason, code)
+}
+
+// closeWrite half-closes nc, looking through wrappers that expose the
+// connection they wrap; it does nothing where nc cannot.
+func closeWrite(nc net.Conn) {
+	for {
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+			return
+		}
+		w, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		nc = w.NetConn()
+	}
+}
+
+// pongFits reports whether a pong with an n-byte payload may be written
+// now: while the send buffer can be inspected, pongs take at most half of
+// the reserve Write leaves free, so a close frame always fits behind them
+// (a client that sends pings and reads nothing gets no more pongs).
+func (s *Socket) pongFits(n int) bool {
+	if s.room == nil {
+		return true
+	}
+	sndbuf, queued, ok := s.room.room()
+	return !ok || sndbuf/2-queued-(2+n) >= reserve/2
 }
 
 // closePayload is a close frame's payload: code, then reason clipped to fit.

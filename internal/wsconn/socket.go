@@ -249,7 +249,7 @@ func (s *Socket) awaitPeerClose() {
 		if s.rmu.TryLock() {
 			_ = s.nc.SetReadDeadline(deadline)
 			for {
-				if _, _, err := s.readMessage(false); err != nil {
+				if _, _, err := s.readMessage(false, false); err != nil {
 					break // the peer's close (a *CloseError), or the end of the socket
 				}
 			}
