@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,58 +11,8 @@ import (
 	"github.com/syncgate/syncgate/internal/auth"
 	"github.com/syncgate/syncgate/internal/backplane"
 	"github.com/syncgate/syncgate/internal/hub"
+	"github.com/syncgate/syncgate/internal/transport/transporttest"
 )
-
-// recorder is a socket that records messages: the adapter over the real
-// engine, without a network.
-type recorder struct {
-	mu      sync.Mutex
-	msgs    []string
-	code    int
-	changed chan struct{}
-}
-
-func (r *recorder) Write(msg []byte, _ <-chan struct{}) error {
-	r.mu.Lock()
-	r.msgs = append(r.msgs, string(msg))
-	r.mu.Unlock()
-	r.signal()
-	return nil
-}
-
-func (r *recorder) Flush() error { return nil }
-
-func (r *recorder) End(code int, _ string) {
-	r.mu.Lock()
-	r.code = code
-	r.mu.Unlock()
-	r.signal()
-}
-
-func (r *recorder) signal() {
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) await(t *testing.T, what string, cond func(msgs []string, code int) bool) []string {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		msgs, code := append([]string(nil), r.msgs...), r.code
-		r.mu.Unlock()
-		if cond(msgs, code) {
-			return msgs
-		}
-		select {
-		case <-r.changed:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s: %d messages, code %d", what, len(msgs), code)
-		}
-	}
-}
 
 type grantAll struct{}
 
@@ -89,7 +38,7 @@ func TestAdapterFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{changed: make(chan struct{}, 1)}
+	rec := &transporttest.Recorder{}
 	out := &transport{sock: rec, ping: func(context.Context) error { return nil }, abort: sess.Abort(),
 		ctx: sess.Context(), pingEvery: time.Hour, timeout: time.Second}
 	sess.Attach(out)
@@ -117,7 +66,7 @@ func TestAdapterFrames(t *testing.T) {
 		Events    []syncgate.Event `json:"events"`
 	}
 	var got []string
-	msgs := rec.await(t, "4 events", func(msgs []string, _ int) bool {
+	msgs := rec.Await(t, "4 events", func(msgs []string, _ int) bool {
 		got = got[:0]
 		for _, m := range msgs {
 			var f frame
@@ -153,7 +102,7 @@ func TestAdapterFrames(t *testing.T) {
 	head, _ := backplane.ParseOffset(offs[3])
 	head.Hi += 10
 	h.Reset(backplane.Stream{Project: "p", Collection: "c"}, head)
-	msgs = rec.await(t, "the gap", func(msgs []string, _ int) bool { return strings.Contains(msgs[len(msgs)-1], `"recovered":false`) })
+	msgs = rec.Await(t, "the gap", func(msgs []string, _ int) bool { return strings.Contains(msgs[len(msgs)-1], `"recovered":false`) })
 	var gap frame
 	if err := json.Unmarshal([]byte(msgs[len(msgs)-1]), &gap); err != nil || gap.Op != "subscribed" || gap.Offset != head.String() || gap.ID != "s1" {
 		t.Fatalf("gap frame %s", msgs[len(msgs)-1])
