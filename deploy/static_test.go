@@ -1,11 +1,9 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"debug/elf"
 	"encoding/json"
-
 	"fmt"
 	"io"
 	"maps"
@@ -17,12 +15,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/syncgate/syncgate/internal/redistest"
+	"github.com/syncgate/syncgate/internal/testlog"
 )
 
 // imageUID is the USER of the Dockerfile's final stage.
@@ -198,7 +196,7 @@ func assertStatic(tb testing.TB, path string) {
 // process is a started child and what became of it.
 type process struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testlog.Buffer
 	done chan struct{} // closed when the process has exited; err is set then
 	err  error
 }
@@ -207,7 +205,7 @@ type process struct {
 // env as its environment, and kills it at cleanup if it is still running.
 func startChrooted(tb testing.TB, root, path string, env map[string]string) *process {
 	tb.Helper()
-	p := &process{out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{out: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(path)
 	p.cmd.Dir = "/"
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -296,23 +294,4 @@ func truncate(s string) string {
 		return s[:2000] + "…"
 	}
 	return s
-}
-
-// syncBuffer is a bytes.Buffer safe for the child's two output streams and
-// the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/syncgate/syncgate/internal/redistest"
+	"github.com/syncgate/syncgate/internal/testlog"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
@@ -25,7 +26,7 @@ import (
 // with the given environment (development mode: generated secret and key).
 type gatewayProc struct {
 	addr, metricsAddr, token, key string
-	stderr                        *syncBuffer
+	stderr                        *testlog.Buffer
 }
 
 // startDevGateway runs the gateway until test cleanup, which stops it and
@@ -36,8 +37,8 @@ func startDevGateway(t *testing.T, vars map[string]string) *gatewayProc {
 	for k, v := range vars {
 		e[k] = v
 	}
-	var stdout syncBuffer
-	g := &gatewayProc{stderr: &syncBuffer{}}
+	var stdout testlog.Buffer
+	g := &gatewayProc{stderr: &testlog.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, env(e), &stdout, g.stderr) }()

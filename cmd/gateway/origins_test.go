@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/testlog"
 )
 
 func TestOriginAllowed(t *testing.T) {
@@ -61,7 +63,7 @@ func upgrade(t *testing.T, url, origin string) int {
 // SYNCGATE_ALLOWED_ORIGINS and checks that a refused origin is logged once,
 // with the patterns, and an allowed one not at all.
 func TestRefusedOriginLoggedOnce(t *testing.T) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

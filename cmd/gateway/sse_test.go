@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncgate/syncgate/internal/testlog"
 )
 
 // TestDevelopmentSSE runs the `curl -N` line a development node prints:
@@ -16,7 +18,7 @@ import (
 // drains. The token, sent as ?token= the way an EventSource sends it, is
 // never logged.
 func TestDevelopmentSSE(t *testing.T) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

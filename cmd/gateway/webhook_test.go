@@ -11,14 +11,15 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/syncgate/syncgate/internal/testlog"
 	"github.com/syncgate/syncgate/internal/wstest"
 )
 
 // startGateway runs the gateway with getenv until the test ends and returns
 // its address, read from the log.
-func startGateway(t *testing.T, getenv func(string) string) (addr string, logs *syncBuffer) {
+func startGateway(t *testing.T, getenv func(string) string) (addr string, logs *testlog.Buffer) {
 	t.Helper()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, getenv, &stdout, &stderr) }()

@@ -1,12 +1,10 @@
 package backplane_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/syncgate/syncgate/internal/metrics"
 	"github.com/syncgate/syncgate/internal/redisfn"
 	"github.com/syncgate/syncgate/internal/redistest"
+	"github.com/syncgate/syncgate/internal/testlog"
 )
 
 // TestRedisFunctionRefusesWhatGoCannotDecode publishes raw JSON with FCALL,
@@ -219,7 +218,7 @@ func TestRedisGatewayLimitsWin(t *testing.T) {
 // is replaced. Before, two releases replaced each other at every probe.
 func TestRedisNewerLibraryStays(t *testing.T) {
 	srv := redistest.Start(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	startRedisBP(t, srv.URL(), func(c *backplane.RedisConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		c.ProbeInterval, c.ProbeTimeout = 100*time.Millisecond, 500*time.Millisecond
@@ -263,22 +262,4 @@ func TestRedisNewerLibraryStays(t *testing.T) {
 
 	install("3")
 	await(t, 5*time.Second, "version 3 replaced by this node's", func() bool { return version() == backplane.RedisLibraryVersion })
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from other goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,36 +1,18 @@
 package guard
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/syncgate/syncgate/internal/metrics"
+	"github.com/syncgate/syncgate/internal/testlog"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestGuardRecovers(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	m := metrics.New()
 	g := Guard{Log: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: m, Transport: TransportSocketIO}
 	tests := []struct {
