@@ -33,20 +33,7 @@ func TestRunAgainstGateway(t *testing.T) {
 				"-publishers", "2", "-size", "300", "-settle", "0", "-progress", "0", "-drain", "10s",
 				"-json", out, "-label", "e2e", "-transport", tc.transport,
 			}
-			var stdout, stderr bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-			defer cancel()
-			if err := run(ctx, args, &stdout, &stderr); err != nil {
-				t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
-			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rep Report
-			if err := json.Unmarshal(b, &rep); err != nil {
-				t.Fatal(err)
-			}
+			rep, stdout := runReport(t, args, out, 25*time.Second)
 			c, d, p := rep.Connections, rep.Delivery, rep.Publish
 			if c.Established != conns || c.Failed != 0 || c.DroppedDuringRun != 0 {
 				t.Fatalf("connections %+v", c)
@@ -71,8 +58,8 @@ func TestRunAgainstGateway(t *testing.T) {
 			if len(rep.Problems) != 0 {
 				t.Fatalf("problems %v", rep.Problems)
 			}
-			if !strings.Contains(stdout.String(), "clean: no loss") {
-				t.Fatalf("table does not say the run was clean:\n%s", stdout.String())
+			if !strings.Contains(stdout, "clean: no loss") {
+				t.Fatalf("table does not say the run was clean:\n%s", stdout)
 			}
 		})
 	}
@@ -153,4 +140,25 @@ func TestHandleFrameLanes(t *testing.T) {
 	if _, err := r.handleFrame(c, []byte(bad), time.Now()); err == nil {
 		t.Error("an event of lane 2 in a run of 2 lanes was accepted")
 	}
+}
+
+// runReport runs the load generator with args, which write its JSON report
+// to out, within timeout, and returns the report and the printed table.
+func runReport(t *testing.T, args []string, out string, timeout time.Duration) (Report, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, stdout.String()
 }

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,20 +34,7 @@ func TestRunTwoGatewaysThroughRedis(t *testing.T) {
 		"-conns", "20", "-rate", "400", "-duration", "1s", "-publish", "http-batch", "-batch", "5",
 		"-publishers", "4", "-settle", "0", "-progress", "0", "-drain", "10s", "-json", out,
 	}
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := run(ctx, args, &stdout, &stderr); err != nil {
-		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, _ := runReport(t, args, out, 30*time.Second)
 	c, d, p := rep.Connections, rep.Delivery, rep.Publish
 	if c.Established != conns || c.Failed != 0 {
 		t.Fatalf("connections %+v", c)
